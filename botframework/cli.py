@@ -1,0 +1,234 @@
+"""The ``botframework`` command line: serve, check-config, chat, usage, db upgrade."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from botframework import __version__
+from botframework.config.loader import load_config
+from botframework.config.schema import Config
+from botframework.errors import BotframeworkError, ConfigError, StorageError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="botframework",
+        description="Multi-channel chat bot framework. Start with: botframework serve --config config/example.yaml",
+    )
+    p.add_argument("--version", action="version", version=f"botframework {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the HTTP server for every tenant and channel")
+    s.add_argument("--config", required=True, metavar="FILE", help="YAML config file")
+    s.add_argument("--host", help="interface to bind (overrides server.host)")
+    s.add_argument("--port", type=int, help="TCP port, 0 for any free one (overrides server.port)")
+
+    c = sub.add_parser("check-config", help="validate a config file; one line per problem")
+    c.add_argument("file", metavar="FILE")
+
+    ch = sub.add_parser("chat", help="talk to a tenant's agent in the terminal (one message per line)")
+    ch.add_argument("--config", required=True, metavar="FILE")
+    ch.add_argument("--tenant", required=True)
+    ch.add_argument("--user", default="cli", help="conversation key; the same user continues the conversation")
+    ch.add_argument("--json", action="store_true", help="one JSON object per reply line")
+
+    u = sub.add_parser("usage", help="summarize the model-call ledger")
+    u.add_argument("--config", required=True, metavar="FILE")
+    u.add_argument("--tenant")
+    u.add_argument("--json", action="store_true", help="a JSON array of rows")
+
+    db = sub.add_parser("db", help="database maintenance")
+    dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    up = dbsub.add_parser("upgrade", help="apply migrations up to the latest revision")
+    up.add_argument("--config", required=True, metavar="FILE")
+    return p
+
+
+def _say(text: str, stream: TextIO = sys.stdout) -> None:
+    print(text, file=stream, flush=True)
+
+
+def _configure_logging(config: Config, *, quiet: bool) -> None:
+    from botframework.logs import setup_logging
+
+    setup_logging(config)
+    if quiet:
+        logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+async def _serve(config: Config, host: str | None, port: int | None) -> None:
+    from botframework.runtime import Runtime
+    from botframework.server import serve
+
+    runtime = Runtime(config=config)
+    channels = sorted({f"{t}/{c}" for t, c in runtime.adapters})
+
+    def ready(url: str) -> None:
+        _say(f"botframework listening on {url} (channels: {', '.join(channels) or 'none'})")
+        for t, c in sorted(runtime.adapters):
+            if c == "websocket":
+                _say(f"  web chat for {t}: {url}/t/{t}/chat")
+
+    await serve(
+        runtime,
+        host=host or config.server.host,
+        port=config.server.port if port is None else port,
+        ready=ready,
+    )
+
+
+async def _chat(config: Config, tenant: str, user: str, as_json: bool) -> int:
+    from botframework.runtime import Runtime
+    from botframework.turn import Origin
+
+    if tenant not in config.tenants:
+        _say(f"error: unknown tenant {tenant!r} (configured: {', '.join(config.tenants)})", sys.stderr)
+        return 2
+    runtime = Runtime(config=config, channels=False)
+    await runtime.start()
+
+    class TerminalSink:
+        async def delta(self, text: str) -> None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+        async def reset(self) -> None:
+            sys.stdout.write("\n[retrying]\n")
+            sys.stdout.flush()
+
+    try:
+        while True:
+            line = await asyncio.to_thread(sys.stdin.readline)
+            if not line:
+                break
+            text = line.rstrip("\r\n")
+            if not text.strip():
+                continue
+            try:
+                reply = await runtime.ask(
+                    tenant=tenant,
+                    origin=Origin.channel("cli"),
+                    conversation_key=user,
+                    text=text,
+                    sink=None if as_json else TerminalSink(),
+                )
+            except BotframeworkError as exc:
+                if as_json:
+                    _say(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+                else:
+                    _say(f"\nerror: {exc}")
+                continue
+            if as_json:
+                if reply.is_error:
+                    _say(json.dumps({"error": str(reply.error_kind), "message": reply.text}, ensure_ascii=False))
+                else:
+                    _say(
+                        json.dumps(
+                            {
+                                "text": reply.text,
+                                "model": reply.model,
+                                "input_tokens": reply.input_tokens,
+                                "output_tokens": reply.output_tokens,
+                            },
+                            ensure_ascii=False,
+                        )
+                    )
+            elif reply.is_error:
+                _say(f"\nerror ({reply.error_kind}): {reply.text}")
+            else:
+                _say("")
+    finally:
+        await runtime.stop()
+    return 0
+
+
+async def _usage(config: Config, tenant: str | None, as_json: bool) -> int:
+    from storage.db import Database
+    from storage.ledger import usage_summary
+
+    db = Database(config.storage.url)
+    try:
+        if config.storage.auto_migrate:
+            await db.upgrade()
+        async with db.read() as conn:
+            rows = await usage_summary(conn, tenant=tenant)
+    finally:
+        await db.close()
+    if as_json:
+        _say(json.dumps([dataclasses.asdict(r) for r in rows]))
+        return 0
+    if not rows:
+        _say("no model calls recorded yet")
+        return 0
+    header = ("day", "tenant", "model", "outcome", "calls", "input_tokens", "output_tokens")
+    table = [header] + [
+        (r.day, r.tenant, r.model, r.outcome, str(r.calls), str(r.input_tokens), str(r.output_tokens)) for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        _say(
+            "  ".join(
+                cell.ljust(w) if i < 4 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    return 0
+
+
+async def _db_upgrade(config: Config) -> int:
+    from storage.db import Database
+
+    db = Database(config.storage.url)
+    _say(f"applying migrations to {db.dialect} database ...")
+    try:
+        await db.upgrade()
+    finally:
+        await db.close()
+    _say("database is at the latest revision")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check-config":
+            config = load_config(args.file)
+            _say(f"ok: {args.file} — {len(config.tenants)} tenant(s), {len(config.models)} model(s)")
+            return 0
+        config = load_config(args.config)
+        if args.command == "serve":
+            _configure_logging(config, quiet=False)
+            asyncio.run(_serve(config, args.host, args.port))
+            return 0
+        _configure_logging(config, quiet=True)
+        if args.command == "chat":
+            return asyncio.run(_chat(config, args.tenant, args.user, args.json))
+        if args.command == "usage":
+            return asyncio.run(_usage(config, args.tenant, args.json))
+        if args.command == "db":
+            return asyncio.run(_db_upgrade(config))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            _say(str(problem), sys.stderr)
+        return 1
+    except StorageError as exc:
+        _say(
+            f"storage error: {exc}\nCheck storage.url in the config and that the database is reachable.",
+            sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

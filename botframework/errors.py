@@ -1,0 +1,345 @@
+"""The one exception tree of botframework.
+
+Every failure a caller can act on is one of these. SDK and driver errors are translated at the
+boundary (``raise XError(...) from exc``) so nothing above a provider or a channel needs to know
+which vendor library raised. Messages carry the offending values.
+
+::
+
+    BotframeworkError
+    ├── ConfigError                  config file unreadable or invalid; .problems lists each one
+    ├── StorageError                 database unreachable, migration failed
+    ├── ChannelError                 a channel adapter's boundary
+    │   ├── SignatureError           webhook signature/token check failed -> HTTP 401, no side effect
+    │   ├── PayloadError             a vendor payload we cannot parse -> HTTP 400
+    │   └── DeliveryError            the vendor refused or failed to take our reply
+    ├── BudgetError                  the context budget engine
+    │   └── InputTooLargeError       the protected part (system, input, tool tail) cannot fit: nothing sent
+    ├── ModelError                   one model call failed; .kind is an ErrorKind
+    │   ├── RateLimitedError         429; .retry_after seconds when the provider said so
+    │   ├── ServerError              5xx, 529 overloaded
+    │   ├── ModelTimeoutError        no answer within timeout_s
+    │   ├── ModelConnectionError     could not reach the endpoint, or it dropped mid-stream
+    │   ├── IncompleteStreamError    the stream ended without a finish reason
+    │   ├── AuthError                401/403: bad or missing API key
+    │   ├── BillingError             402, insufficient_quota
+    │   ├── ModelNotFoundError       404, unknown model
+    │   ├── ContextOverflowError     the provider says the prompt is too long; .limit/.requested if stated
+    │   ├── BadRequestError          400 the provider will refuse again
+    │   └── ContentFilterError       the provider's safety system refused
+    ├── AllModelsFailedError         every candidate failed; .attempts holds each ModelError
+    ├── ToolError                    a tool could not run (becomes a tool error result, not a crash)
+    │   ├── UnknownToolError         the model called a tool that is not enabled
+    │   └── ToolArgumentsError       arguments are not JSON or do not match the schema
+    └── TurnStopped                  the turn ended early on purpose
+        ├── TurnAbortedError         a hook aborted the turn; .message is shown to the user
+        └── TurnCancelledError       the user (or shutdown) cancelled the turn
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "AllModelsFailedError",
+    "AuthError",
+    "BadRequestError",
+    "BillingError",
+    "BotframeworkError",
+    "BudgetError",
+    "ChannelError",
+    "ConfigError",
+    "ConfigProblem",
+    "ContentFilterError",
+    "ContextOverflowError",
+    "DeliveryError",
+    "ErrorKind",
+    "IncompleteStreamError",
+    "InputTooLargeError",
+    "ModelConnectionError",
+    "ModelError",
+    "ModelNotFoundError",
+    "ModelTimeoutError",
+    "PayloadError",
+    "RateLimitedError",
+    "ServerError",
+    "SignatureError",
+    "StorageError",
+    "ToolArgumentsError",
+    "ToolError",
+    "TurnAbortedError",
+    "TurnCancelledError",
+    "TurnStopped",
+    "UnknownToolError",
+    "error_for_kind",
+]
+
+
+class BotframeworkError(Exception):
+    """Base of every error botframework raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One problem in a config file: a dotted YAML path (or ``<root>``), a message, a line if known."""
+
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f" (line {self.line})" if self.line is not None else ""
+        return f"{self.path}: {self.message}{where}"
+
+
+class ConfigError(BotframeworkError):
+    """The configuration cannot be used. ``problems`` lists every problem found, not just the first."""
+
+    def __init__(self, problems: Sequence[ConfigProblem] | str) -> None:
+        if isinstance(problems, str):
+            problems = [ConfigProblem("<root>", problems)]
+        self.problems: tuple[ConfigProblem, ...] = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class StorageError(BotframeworkError):
+    """The database cannot be reached or migrated."""
+
+
+class ChannelError(BotframeworkError):
+    """Raised at a channel adapter's boundary."""
+
+
+class SignatureError(ChannelError):
+    """A webhook failed signature or token verification; the request has no side effect."""
+
+
+class PayloadError(ChannelError):
+    """A vendor payload is malformed or not one we understand."""
+
+
+class DeliveryError(ChannelError):
+    """The vendor API did not accept our reply. ``retryable`` says whether trying later may help;
+    ``delivered_parts`` how many parts (chunks) of the reply did go out, so a retry resumes after them."""
+
+    def __init__(self, message: str, *, retryable: bool = True, delivered_parts: int = 0) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.delivered_parts = delivered_parts
+
+
+class BudgetError(BotframeworkError):
+    """The context budget engine could not build a request."""
+
+
+class InputTooLargeError(BudgetError):
+    """The protected part of the prompt alone does not fit the model's window: nothing is sent."""
+
+    def __init__(self, *, model: str, needed: int, available: int, what: str = "the current input") -> None:
+        self.model = model
+        self.needed = needed
+        self.available = available
+        super().__init__(
+            f"{what} needs about {needed} tokens but model {model!r} leaves room for {available}; "
+            "shorten the message (or use a model with a larger context window)"
+        )
+
+
+class ErrorKind(enum.StrEnum):
+    """Why a model call failed. The string values appear in the ledger and in ``usage --json``."""
+
+    RATE_LIMITED = "rate_limited"
+    OVERLOADED = "overloaded"
+    SERVER_ERROR = "server_error"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    INCOMPLETE_STREAM = "incomplete_stream"
+    AUTH = "auth"
+    BILLING = "billing"
+    MODEL_NOT_FOUND = "model_not_found"
+    CONTEXT_OVERFLOW = "context_overflow"
+    BAD_REQUEST = "bad_request"
+    CONTENT_FILTER = "content_filter"
+
+    @property
+    def retryable(self) -> bool:
+        """Worth another attempt on the same model after a backoff."""
+        return self in _RETRYABLE
+
+
+_RETRYABLE = frozenset(
+    {
+        ErrorKind.RATE_LIMITED,
+        ErrorKind.OVERLOADED,
+        ErrorKind.SERVER_ERROR,
+        ErrorKind.TIMEOUT,
+        ErrorKind.CONNECTION,
+        ErrorKind.INCOMPLETE_STREAM,
+    }
+)
+
+
+class ModelError(BotframeworkError):
+    """One model call failed. Subclasses fix ``kind``; ``status`` is the HTTP status if any."""
+
+    kind: ErrorKind = ErrorKind.SERVER_ERROR
+    retry_after: float | None = None
+    """Seconds the provider asked us to wait (Retry-After), when it said so."""
+
+    def __init__(self, message: str, *, model: str = "", status: int | None = None) -> None:
+        self.model = model
+        self.status = status
+        super().__init__(f"[{self.kind.value}] {model + ': ' if model else ''}{message}")
+        self.detail = message
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind.retryable
+
+
+class RateLimitedError(ModelError):
+    kind = ErrorKind.RATE_LIMITED
+
+    def __init__(
+        self, message: str, *, model: str = "", status: int | None = 429, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, model=model, status=status)
+        self.retry_after = retry_after
+
+
+class ServerError(ModelError):
+    kind = ErrorKind.SERVER_ERROR
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str = "",
+        status: int | None = None,
+        overloaded: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        if overloaded:
+            self.kind = ErrorKind.OVERLOADED
+        super().__init__(message, model=model, status=status)
+        self.retry_after = retry_after
+
+
+class ModelTimeoutError(ModelError):
+    kind = ErrorKind.TIMEOUT
+
+
+class ModelConnectionError(ModelError):
+    kind = ErrorKind.CONNECTION
+
+
+class IncompleteStreamError(ModelError):
+    kind = ErrorKind.INCOMPLETE_STREAM
+
+
+class AuthError(ModelError):
+    kind = ErrorKind.AUTH
+
+
+class BillingError(ModelError):
+    kind = ErrorKind.BILLING
+
+
+class ModelNotFoundError(ModelError):
+    kind = ErrorKind.MODEL_NOT_FOUND
+
+
+class ContextOverflowError(ModelError):
+    """The provider rejected the prompt as too long. ``limit``/``requested`` are parsed when stated."""
+
+    kind = ErrorKind.CONTEXT_OVERFLOW
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str = "",
+        status: int | None = 400,
+        limit: int | None = None,
+        requested: int | None = None,
+    ) -> None:
+        super().__init__(message, model=model, status=status)
+        self.limit = limit
+        self.requested = requested
+
+
+class BadRequestError(ModelError):
+    kind = ErrorKind.BAD_REQUEST
+
+
+class ContentFilterError(ModelError):
+    kind = ErrorKind.CONTENT_FILTER
+
+
+_BY_KIND: dict[ErrorKind, type[ModelError]] = {
+    ErrorKind.RATE_LIMITED: RateLimitedError,
+    ErrorKind.SERVER_ERROR: ServerError,
+    ErrorKind.TIMEOUT: ModelTimeoutError,
+    ErrorKind.CONNECTION: ModelConnectionError,
+    ErrorKind.INCOMPLETE_STREAM: IncompleteStreamError,
+    ErrorKind.AUTH: AuthError,
+    ErrorKind.BILLING: BillingError,
+    ErrorKind.MODEL_NOT_FOUND: ModelNotFoundError,
+    ErrorKind.CONTEXT_OVERFLOW: ContextOverflowError,
+    ErrorKind.BAD_REQUEST: BadRequestError,
+    ErrorKind.CONTENT_FILTER: ContentFilterError,
+}
+
+
+def error_for_kind(kind: ErrorKind, message: str, *, model: str = "", status: int | None = None) -> ModelError:
+    """Build the ModelError subclass for ``kind`` (used by classifiers and fakes)."""
+    if kind is ErrorKind.OVERLOADED:
+        return ServerError(message, model=model, status=status, overloaded=True)
+    return _BY_KIND[kind](message, model=model, status=status)
+
+
+class AllModelsFailedError(BotframeworkError):
+    """Every candidate model failed. ``attempts`` holds the last error of each candidate, in order."""
+
+    def __init__(self, attempts: Sequence[ModelError]) -> None:
+        self.attempts = tuple(attempts)
+        summary = "; ".join(str(e) for e in self.attempts) or "no model candidates"
+        super().__init__(f"all models failed: {summary}")
+
+    @property
+    def last_kind(self) -> ErrorKind | None:
+        return self.attempts[-1].kind if self.attempts else None
+
+
+class ToolError(BotframeworkError):
+    """A tool could not run. The loop turns it into an error result the model can correct."""
+
+
+class UnknownToolError(ToolError):
+    def __init__(self, name: str, available: Sequence[str]) -> None:
+        self.name = name
+        super().__init__(f"unknown tool {name!r}; available tools: {', '.join(available) or 'none'}")
+
+
+class ToolArgumentsError(ToolError):
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = name
+        super().__init__(f"invalid arguments for tool {name!r}: {problem}")
+
+
+class TurnStopped(BotframeworkError):
+    """The turn ended early on purpose (not a failure of the framework)."""
+
+
+class TurnAbortedError(TurnStopped):
+    """A hook aborted the turn; ``message`` is what the user sees."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class TurnCancelledError(TurnStopped):
+    """The turn was cancelled; what was persisted stays."""

@@ -1,0 +1,336 @@
+"""The invocation service: the one place a turn is run, for every channel and background job.
+
+load -> normalize -> budget (the budget engine, before EVERY model call) -> model with retries and
+fallbacks (the router) -> tools loop (with hooks) -> persist -> ledger. A turn always ends in a
+:class:`Reply`: failures become a clear message for the user, never a silent drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botframework.budget import BudgetEngine
+from botframework.calls import CallRecorder
+from botframework.config.schema import AgentConfig, Config
+from botframework.errors import (
+    AllModelsFailedError,
+    BudgetError,
+    ContextOverflowError,
+    ErrorKind,
+    InputTooLargeError,
+    ModelError,
+    TurnAbortedError,
+)
+from botframework.events import EventBus, EventKind
+from botframework.hooks import TurnHooks
+from botframework.ledger import LedgerWriter
+from botframework.messages import Message, ToolSpec
+from botframework.models.base import ModelRequest, ModelResponse
+from botframework.models.router import ModelRouter
+from botframework.summarize import ModelSummarizer
+from botframework.tools.base import Tool, ToolContext
+from botframework.tools.executor import ToolExecutor
+from botframework.turn import NullSink, Origin, Reply, ReplySink
+from storage.conversations import append_messages, turn_messages
+from storage.db import Database
+
+__all__ = ["AgentRuntime", "InvocationService", "Steering", "user_message_for"]
+
+log = logging.getLogger("botframework.invocation")
+
+Steering = Callable[[], Awaitable[int]]
+"""Called before every model call; merges messages that arrived meanwhile into the turn, returns how many."""
+
+_UNAVAILABLE = "The model service is unavailable right now ({kind}). Please try again in a little while."
+_USER_MESSAGES: Mapping[str, str] = {
+    ErrorKind.RATE_LIMITED: "The model is rate limited right now. Please try again in a minute.",
+    ErrorKind.AUTH: "The bot could not authenticate with its model provider. An administrator needs to "
+    "check the model's api_key.",
+    ErrorKind.BILLING: "The model provider refused the request for billing or quota reasons. An administrator "
+    "needs to check the account.",
+    ErrorKind.MODEL_NOT_FOUND: "The configured model does not exist at the provider. An administrator needs "
+    "to check the model name.",
+    ErrorKind.CONTEXT_OVERFLOW: "This conversation no longer fits the model's context window even after "
+    "trimming. Please start a new conversation or shorten your message.",
+    ErrorKind.CONTENT_FILTER: "The model provider's content filter blocked this reply.",
+}
+
+
+def user_message_for(error: BaseException) -> tuple[str, str]:
+    """(error kind, message for the user) for a turn that could not produce an answer."""
+    if isinstance(error, InputTooLargeError):
+        return "input_too_large", f"Your message is too long for this bot: {error}."
+    if isinstance(error, BudgetError):
+        return "input_too_large", f"This request cannot be fitted to the model: {error}."
+    if isinstance(error, TurnAbortedError):
+        return "aborted", error.message
+    if isinstance(error, AllModelsFailedError):
+        kind = error.last_kind or ErrorKind.SERVER_ERROR
+        return kind.value, _USER_MESSAGES.get(kind, _UNAVAILABLE.format(kind=kind.value.replace("_", " ")))
+    if isinstance(error, ModelError):
+        if error.kind is ErrorKind.BAD_REQUEST:
+            return error.kind.value, f"The model rejected the request: {error.detail}"
+        return error.kind.value, _USER_MESSAGES.get(error.kind, _UNAVAILABLE.format(kind=error.kind.value))
+    return "internal", "Something went wrong on our side while answering. Please try again."
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentRuntime:
+    """A tenant's agent, resolved once at start: config, tools, hooks."""
+
+    tenant: str
+    agent: AgentConfig
+    tools: Sequence[Tool]
+    hooks: TurnHooks
+
+    @property
+    def candidates(self) -> list[str]:
+        return [self.agent.model, *self.agent.fallback_models]
+
+    @property
+    def tool_specs(self) -> tuple[ToolSpec, ...]:
+        return tuple(t.spec for t in self.tools)
+
+
+class _ReplyStream:
+    """Joins the text of every model round into one reply and keeps the live sink consistent with it.
+
+    A retry or a fallback voids only the current round; the sink is reset and given back the text
+    of earlier rounds, so what the user sees always equals the reply text.
+    """
+
+    SEPARATOR = "\n\n"
+
+    def __init__(self, sink: ReplySink, committed: str = "") -> None:
+        self.sink = sink
+        self.committed = committed
+        self.current = ""
+
+    async def text(self, delta: str) -> None:
+        if not delta:
+            return
+        prefix = self.SEPARATOR if self.committed and not self.current else ""
+        self.current += delta
+        await self.sink.delta(prefix + delta)
+
+    async def reset(self) -> None:
+        self.current = ""
+        await self.sink.reset()
+        if self.committed:
+            await self.sink.delta(self.committed)
+
+    def commit(self, text: str) -> None:
+        """End a round with the text the model actually returned (authoritative over deltas)."""
+        if text:
+            self.committed = f"{self.committed}{self.SEPARATOR}{text}" if self.committed else text
+        self.current = ""
+
+
+class InvocationService:
+    """Runs turns. Shared by every channel, the CLI and background jobs; holds no per-turn state."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        db: Database,
+        budget: BudgetEngine,
+        router: ModelRouter,
+        agents: Mapping[str, AgentRuntime],
+        events: EventBus,
+        ledger: LedgerWriter,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.budget = budget
+        self.router = router
+        self.agents = agents
+        self.events = events
+        self.ledger = ledger
+        self._executors = {name: self._make_executor(a) for name, a in agents.items()}
+
+    def _make_executor(self, agent: AgentRuntime) -> ToolExecutor:
+        primary = self.config.models[agent.agent.model]
+        smallest = min(self.config.models[m].context_window for m in agent.candidates)
+        return ToolExecutor(
+            tools=agent.tools,
+            hooks=agent.hooks,
+            events=self.events,
+            timeout_s=agent.agent.tool_timeout_s,
+            max_result_tokens=max(64, smallest // 4),
+            count_tokens=lambda text: self.budget.count_text(primary, text),
+        )
+
+    async def emit(self, kind: EventKind, ctx: ToolContext, **data: Any) -> None:
+        await self.events.publish(kind, ctx, **data)
+
+    async def persist(
+        self,
+        agent: AgentRuntime,
+        conversation_id: int,
+        turn_id: str,
+        messages: Sequence[Message],
+        *,
+        turn_start: bool = False,
+    ) -> list[Message]:
+        """Store messages of a turn with their token counts (computed once, here)."""
+        primary = self.config.models[agent.agent.model]
+        items = [(m, await self.budget.acount_message(primary, m)) for m in messages]
+        async with self.db.write() as conn:
+            return await append_messages(
+                conn, conversation_id=conversation_id, turn_id=turn_id, items=items, turn_start=turn_start
+            )
+
+    async def run_turn(
+        self,
+        *,
+        tenant: str,
+        conversation_id: int,
+        turn_id: str,
+        origin: Origin,
+        sink: ReplySink | None = None,
+        steer: Steering | None = None,
+    ) -> Reply:
+        """Answer the turn whose messages are already stored. Never raises for model or tool failures;
+        cancellation (``asyncio.CancelledError``) propagates, keeping what was persisted."""
+        agent = self.agents[tenant]
+        ctx = ToolContext(tenant=tenant, conversation_id=conversation_id, turn_id=turn_id, origin=origin.label)
+        async with self.db.read() as conn:
+            so_far = await turn_messages(conn, turn_id=turn_id)
+        stream = _ReplyStream(
+            sink or NullSink(),
+            committed=_SEP.join(m.text for m in so_far if m.role == "assistant" and m.text),
+        )
+        if so_far and so_far[-1].role == "assistant" and not so_far[-1].tool_calls and len(so_far) > 1:
+            # Recovered after a crash: the answer was stored, only its delivery was lost.
+            return Reply(text=stream.committed, model=so_far[-1].model)
+        observer = CallRecorder(
+            budget=self.budget,
+            ledger=self.ledger,
+            events=self.events,
+            models=self.config.models,
+            ctx=ctx,
+            on_reset=stream.reset,
+        )
+        await self.emit(EventKind.TURN_START, ctx)
+        last_model: str | None = None
+        truncated = False
+        try:
+            await self._finish_dangling_calls(agent, ctx, so_far)
+            rounds = sum(1 for m in so_far if m.role == "assistant" and m.tool_calls)
+            while True:
+                if steer is not None:
+                    merged = await steer()
+                    if merged:
+                        await self.emit(EventKind.STEERED, ctx, messages=merged)
+                offer = agent.tool_specs if rounds < agent.agent.max_tool_rounds else ()
+                routed = await self.router.call(
+                    candidates=agent.candidates,
+                    build=lambda name, offer=offer: self._build(agent, ctx, name, offer),  # type: ignore[misc]
+                    on_overflow=self._on_overflow,
+                    on_text=stream.text,
+                    observer=observer,
+                )
+                last_model = routed.model_name
+                response = await agent.hooks.after_model(ctx, routed.response, routed.model_name)
+                stream.commit(response.text)
+                await self._store_response(agent, ctx, response, routed.model_name)
+                if not response.tool_calls:
+                    truncated = response.finish_reason == "length"
+                    break
+                rounds += 1
+                results = await self._executors[tenant].run(response.tool_calls, ctx)
+                await self.persist(agent, conversation_id, turn_id, results)
+        except asyncio.CancelledError:
+            await self.emit(EventKind.TURN_END, ctx, outcome="cancelled")
+            raise
+        except Exception as exc:
+            kind, text = user_message_for(exc)
+            if kind == "internal":
+                log.exception("turn %s failed unexpectedly", turn_id)
+            else:
+                log.warning("turn %s ended with %s: %s", turn_id, kind, exc)
+            await self.emit(EventKind.TURN_END, ctx, outcome=kind)
+            return Reply(
+                text=text,
+                model=last_model,
+                input_tokens=observer.input_tokens,
+                output_tokens=observer.output_tokens,
+                error_kind=kind,
+            )
+        text = stream.committed or "(The model returned an empty answer.)"
+        if truncated:
+            text += f"{_SEP}(The reply was cut off at the output limit.)"
+        await self.emit(EventKind.TURN_END, ctx, outcome="ok", model=last_model)
+        return Reply(
+            text=text,
+            model=last_model,
+            input_tokens=observer.input_tokens,
+            output_tokens=observer.output_tokens,
+        )
+
+    async def _build(
+        self, agent: AgentRuntime, ctx: ToolContext, model_name: str, offer: Sequence[ToolSpec]
+    ) -> ModelRequest:
+        model = self.config.models[model_name]
+        summarizer = None
+        if agent.agent.history.strategy == "summarize":
+            summarizer = ModelSummarizer(service=self, agent=agent, ctx=ctx)
+        prepared = await self.budget.prepare(
+            conversation_id=ctx.conversation_id,
+            turn_id=ctx.turn_id,
+            model_name=model_name,
+            model=model,
+            agent=agent.agent,
+            tools=offer,
+            summarizer=summarizer,
+        )
+        request = await agent.hooks.before_model(
+            ctx, prepared.to_request(temperature=agent.agent.temperature), model_name
+        )
+        await self.emit(
+            EventKind.MODEL_REQUEST,
+            ctx,
+            model=model_name,
+            messages=len(request.messages),
+            estimated_prompt_tokens=request.estimated_prompt_tokens,
+            max_tokens=request.max_tokens,
+            tools=len(request.tools),
+        )
+        return request
+
+    async def _on_overflow(self, model_name: str, error: ContextOverflowError, request: ModelRequest) -> None:
+        self.budget.learn_overflow(
+            model_name=model_name,
+            model=self.config.models[model_name],
+            error=error,
+            estimated_prompt_tokens=request.estimated_prompt_tokens,
+        )
+
+    async def _store_response(
+        self, agent: AgentRuntime, ctx: ToolContext, response: ModelResponse, model_name: str
+    ) -> None:
+        message = Message.assistant(response.text, tool_calls=response.tool_calls)
+        message.model = model_name
+        await self.persist(agent, ctx.conversation_id, ctx.turn_id, [message])
+
+    async def _finish_dangling_calls(self, agent: AgentRuntime, ctx: ToolContext, so_far: Sequence[Message]) -> None:
+        """After a crash mid-tools: run the calls of this turn that have no stored result yet.
+
+        Calls that already have a result are never run again.
+        """
+        answered = {m.tool_call_id for m in so_far if m.role == "tool"}
+        for message in reversed(so_far):
+            if message.role == "assistant" and message.tool_calls:
+                missing = [c for c in message.tool_calls if c.id not in answered]
+                if missing:
+                    results = await self._executors[ctx.tenant].run(missing, ctx)
+                    await self.persist(agent, ctx.conversation_id, ctx.turn_id, results)
+                return
+
+
+_SEP = _ReplyStream.SEPARATOR

@@ -1,0 +1,118 @@
+"""The ``offline`` provider: a deterministic stand-in so the example config runs anywhere.
+
+No network and no language model. Every reply starts with ``[offline model]`` so nobody mistakes
+it for a real answer. Behaviour, decided only by the request:
+
+- The last message is a tool result: it answers with that result, e.g.
+  ``[offline model] The clock tool says: 2026-11-05T10:00:00+00:00 (Thursday, UTC)`` (or says the
+  tool failed, for an error result).
+- The ``clock`` tool is offered and the latest user message asks for the time or date ("what time
+  is it?", "current time", "what's the date", "几点", "时间"): it calls ``clock`` with ``{}``
+  (finish reason ``tool_calls``); the turn loop runs the tool and calls again, which then answers
+  with the result as above.
+- Otherwise: ``[offline model] This is a stand-in reply; no language model is configured. You
+  said: <the latest user text, cut at 200 characters>``.
+
+The text is streamed in a few chunks (word boundaries) when ``on_text`` is given. Usage is
+counted with tiktoken's offline cl100k_base using OpenAI's cookbook overheads, so budget and
+ledger figures are plausible. A reply longer than ``max_tokens`` is cut there with finish reason
+``length``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+
+from botframework.messages import Message, ToolCall
+from botframework.models.base import ModelClient, ModelRequest, ModelResponse, TextCallback, Usage
+from botframework.models.tokens import count_chat_tokens, encoding_async
+
+__all__ = ["OFFLINE_LABEL", "OfflineClient"]
+
+OFFLINE_LABEL = "[offline model]"
+
+_ASKS_TIME = re.compile(
+    r"\bwhat(?:'s| is)?\s+(?:the\s+)?(?:current\s+)?(?:time|date|day)\b|\btime\s+is\s+it\b"
+    r"|\bcurrent\s+(?:time|date)\b|\bclock\b|\btime\s+now\b|几点|时间|日期",
+    re.IGNORECASE,
+)
+_CHUNKS = 4
+_STAND_IN = "This is a stand-in reply; no language model is configured."
+
+
+def asks_for_time(text: str) -> bool:
+    return bool(_ASKS_TIME.search(text))
+
+
+def _latest_user_text(messages: tuple[Message, ...]) -> str:
+    for message in reversed(messages):
+        if message.role == "user":
+            return message.text
+    return ""
+
+
+def _tool_name(messages: tuple[Message, ...], call_id: str | None) -> str:
+    for message in reversed(messages):
+        for call in message.tool_calls:
+            if call.id == call_id:
+                return call.name
+    return "tool"
+
+
+def _chunks(text: str, n: int) -> list[str]:
+    words = re.findall(r"\S+\s*|\s+", text)
+    if len(words) <= 1:
+        return [text] if text else []
+    size = max(1, -(-len(words) // n))
+    return ["".join(words[i : i + size]) for i in range(0, len(words), size)]
+
+
+class OfflineClient(ModelClient):
+    async def complete(self, request: ModelRequest, *, on_text: TextCallback | None = None) -> ModelResponse:
+        enc = await encoding_async()
+        messages = tuple(request.messages)
+        prompt = [{"role": "system", "content": request.system}] if request.system else []
+        prompt += [
+            {"role": m.role, "content": m.text + "".join(c.name + c.arguments for c in m.tool_calls)} for m in messages
+        ]
+        input_tokens = count_chat_tokens(enc, prompt)
+        last = messages[-1] if messages else None
+        offered = {t.name for t in request.tools}
+
+        if last is not None and last.role == "tool":
+            name = last.name or _tool_name(messages, last.tool_call_id)
+            verb = "failed" if last.is_error else "says"
+            text = f"{OFFLINE_LABEL} The {name} tool {verb}: {last.text}"
+        elif "clock" in offered and last is not None and last.role == "user" and asks_for_time(last.text):
+            digest = hashlib.sha256(repr(prompt).encode()).hexdigest()[:20]
+            call = ToolCall(id=f"call_offline_{digest}", name="clock", arguments="{}")
+            return ModelResponse(
+                text="",
+                tool_calls=(call,),
+                finish_reason="tool_calls",
+                model=self.config.model,
+                usage=Usage(input_tokens=input_tokens, output_tokens=len(enc.encode(call.name + call.arguments))),
+            )
+        else:
+            said = _latest_user_text(messages)
+            quoted = said if len(said) <= 200 else said[:200] + "…"
+            text = f"{OFFLINE_LABEL} {_STAND_IN} You said: {quoted}"
+
+        tokens = enc.encode(text, disallowed_special=())
+        finish: str = "stop"
+        if len(tokens) > request.max_tokens:
+            tokens = tokens[: request.max_tokens]
+            text = enc.decode(tokens)
+            finish = "length"
+        if on_text is not None:
+            for piece in _chunks(text, _CHUNKS):
+                await on_text(piece)
+                await asyncio.sleep(0)
+        return ModelResponse(
+            text=text,
+            finish_reason="length" if finish == "length" else "stop",
+            model=self.config.model,
+            usage=Usage(input_tokens=input_tokens, output_tokens=len(tokens)),
+        )

@@ -1,0 +1,94 @@
+"""Neutral ModelRequest -> the JSON body of ``POST /v1/chat/completions`` (OpenAI and compatibles).
+
+Shape: the system prompt first as a ``system`` message; user content as a plain string, or as
+parts (``text`` and ``image_url``) when it has images; assistant messages with ``tool_calls``
+(``content`` null when there is no text); each tool result as a ``tool`` message with its
+``tool_call_id``. OpenAI has no error flag on tool results, so ``is_error`` is not sent: the
+result text itself must say what went wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from botframework.messages import ImagePart, Message, TextPart, ToolSpec
+from botframework.models.base import ModelRequest
+
+__all__ = ["chat_completions_body", "message_to_openai", "tool_to_openai", "uses_max_completion_tokens"]
+
+_REASONING_MODEL = re.compile(r"^(?:.*/)?(o\d|gpt-5)", re.IGNORECASE)
+
+
+def uses_max_completion_tokens(model: str) -> bool:
+    """OpenAI's reasoning families reject ``max_tokens``; most compatible servers only know it."""
+    return bool(_REASONING_MODEL.match(model))
+
+
+def _user_content(message: Message) -> str | list[dict[str, Any]]:
+    if not message.images:
+        return message.text
+    parts: list[dict[str, Any]] = []
+    for part in message.content:
+        if isinstance(part, TextPart):
+            if part.text:
+                parts.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            parts.append({"type": "image_url", "image_url": {"url": part.url, "detail": part.detail}})
+    return parts
+
+
+def message_to_openai(message: Message) -> dict[str, Any]:
+    """One neutral message as an OpenAI chat message."""
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id or "", "content": message.text}
+    if message.role == "assistant":
+        out: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+        if message.tool_calls:
+            out["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in message.tool_calls
+            ]
+        elif out["content"] is None:
+            out["content"] = ""
+        return out
+    if message.role == "system":
+        return {"role": "system", "content": message.text}
+    user: dict[str, Any] = {"role": "user", "content": _user_content(message)}
+    if message.name:
+        user["name"] = _safe_name(message.name)
+    return user
+
+
+def _safe_name(name: str) -> str:
+    """OpenAI allows ``^[a-zA-Z0-9_-]{1,64}$`` in ``name``."""
+    cleaned = re.sub(r"[^a-zA-Z0-9_-]", "_", name)[:64]
+    return cleaned or "user"
+
+
+def tool_to_openai(tool: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters},
+    }
+
+
+def chat_completions_body(request: ModelRequest, *, model: str, stream: bool) -> dict[str, Any]:
+    """The exact JSON body the OpenAI provider sends for ``request``. Pure: no I/O."""
+    messages: list[dict[str, Any]] = []
+    if request.system:
+        messages.append({"role": "system", "content": request.system})
+    messages.extend(message_to_openai(m) for m in request.messages)
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    if uses_max_completion_tokens(model):
+        body["max_completion_tokens"] = request.max_tokens
+    else:
+        body["max_tokens"] = request.max_tokens
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.tools:
+        body["tools"] = [tool_to_openai(t) for t in request.tools]
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body

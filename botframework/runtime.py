@@ -1,0 +1,465 @@
+"""The runtime: one ingestion path for every channel, turn processing, deliveries, recovery.
+
+ingest: dedupe on (tenant, channel, event id) and persist the user message in one transaction,
+then schedule; the channel acknowledges after ``ingest`` returns, so an acknowledged message is
+always stored. Processing runs per conversation in order (``ConversationScheduler``); the reply is
+recorded as a pending delivery in the same transaction that closes the turn, then sent. A restart
+re-runs open turns (tools that already ran are not run again) and re-sends pending deliveries, so
+every accepted message is answered once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from botframework.budget import BudgetEngine
+from botframework.channel import CHANNEL_ADAPTERS, ChannelAdapter, EventRef, IngestResult, IngestStatus, Outbound
+from botframework.config.schema import Config
+from botframework.errors import ConfigError, ConfigProblem, DeliveryError, StorageError
+from botframework.events import EventBus, log_event
+from botframework.hooks import HookChain, resolve_hooks
+from botframework.invocation import AgentRuntime, InvocationService
+from botframework.ledger import LedgerWriter
+from botframework.messages import Message
+from botframework.metrics import Metrics
+from botframework.models.base import ModelClient
+from botframework.models.registry import build_client
+from botframework.models.router import ModelRouter
+from botframework.scheduler import ConversationScheduler
+from botframework.tools.registry import resolve_tools
+from botframework.turn import Origin, Reply, ReplySink, Turn
+from storage.conversations import append_messages, find_conversation, get_or_create_conversation
+from storage.db import Database
+from storage.deliveries import (
+    DeliveryRecord,
+    create_delivery,
+    delivery_for_turn,
+    mark_delivery,
+    pending_deliveries,
+)
+from storage.turns import (
+    create_turn,
+    events_of_turn,
+    find_event,
+    insert_event,
+    merge_turns,
+    open_turns,
+    recent_transcript,
+    set_turn_status,
+    turn_record,
+)
+
+__all__ = ["Runtime", "load_adapter_class"]
+
+log = logging.getLogger("botframework.runtime")
+
+DELIVERY_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)
+
+
+def load_adapter_class(channel: str) -> type[ChannelAdapter]:
+    path = CHANNEL_ADAPTERS.get(channel)
+    if path is None:
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    f"channels.{channel}",
+                    f"the {channel} channel is not available in "
+                    f"this version (available: {', '.join(CHANNEL_ADAPTERS)})",
+                )
+            ]
+        )
+    module_name, _, attr = path.partition(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    assert isinstance(cls, type) and issubclass(cls, ChannelAdapter)
+    return cls
+
+
+class _LateSink:
+    """Looks the live sink up when text arrives, so an adapter may attach it after ``ingest`` returns."""
+
+    def __init__(self, sinks: dict[str, ReplySink], turn_id: str) -> None:
+        self._sinks = sinks
+        self._turn_id = turn_id
+
+    async def delta(self, text: str) -> None:
+        sink = self._sinks.get(self._turn_id)
+        if sink is not None:
+            await sink.delta(text)
+
+    async def reset(self) -> None:
+        sink = self._sinks.get(self._turn_id)
+        if sink is not None:
+            await sink.reset()
+
+
+class Runtime:
+    """Everything a running bot needs, built from one Config. Implements ``ChannelRuntime``."""
+
+    storage_retry_delays_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+    """Waits between attempts to finish a turn while the database is failing."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        db: Database | None = None,
+        clients: Mapping[str, ModelClient] | None = None,
+        channels: bool = True,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """``clients`` replaces the configured model clients and ``sleep`` the retry backoff (tests);
+        ``channels=False`` builds no adapters (the CLI and background workers)."""
+        self.config = config
+        self.db = db or Database(config.storage.url, pool_size=config.storage.pool_size)
+        self.metrics = Metrics()
+        self.events = EventBus()
+        self.events.subscribe(log_event)
+        self.budget = BudgetEngine(config=config.budget, db=self.db)
+        self.clients: dict[str, ModelClient] = (
+            dict(clients)
+            if clients is not None
+            else {name: build_client(name, cfg) for name, cfg in config.models.items()}
+        )
+        self.router = ModelRouter(clients=self.clients, sleep=sleep)
+        agents = {
+            name: AgentRuntime(
+                tenant=name,
+                agent=t.agent,
+                tools=resolve_tools(t.agent.tools),
+                hooks=HookChain(resolve_hooks(t.agent.hooks)),
+            )
+            for name, t in config.tenants.items()
+        }
+        self.ledger = LedgerWriter(db=self.db, metrics=self.metrics)
+        self.invocation = InvocationService(
+            config=config,
+            db=self.db,
+            budget=self.budget,
+            router=self.router,
+            agents=agents,
+            events=self.events,
+            ledger=self.ledger,
+        )
+        self.scheduler = ConversationScheduler(process=self._process, on_depth=self.metrics.queue_depth.set)
+        self.adapters: dict[tuple[str, str], ChannelAdapter] = {}
+        if channels:
+            for tenant_name, tenant in config.tenants.items():
+                for channel, channel_cfg in tenant.channels.enabled().items():
+                    cls = load_adapter_class(channel)
+                    self.adapters[(tenant_name, channel)] = cls(tenant=tenant_name, config=channel_cfg, runtime=self)
+        self._sinks: dict[str, ReplySink] = {}
+        self._waiters: dict[str, list[asyncio.Future[Reply]]] = defaultdict(list)
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.config.storage.auto_migrate:
+            await self.db.upgrade()
+        # Count with each model's own encoding from the first message on, when it can be had at all.
+        await self.budget.encodings.warm_up(self.config.models.values(), timeout_s=10.0)
+        for adapter in self.adapters.values():
+            await adapter.start()
+        await self.recover()
+
+    async def stop(self) -> None:
+        cancelled = await self.scheduler.close(self.config.server.shutdown_timeout_s)
+        if cancelled:
+            log.warning("shutdown: %d turn(s) did not finish in time; they resume at the next start", cancelled)
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.wait(self._background, timeout=5)
+        for adapter in self.adapters.values():
+            try:
+                await adapter.stop()
+            except Exception:
+                log.exception("stopping the %s adapter of %s failed", adapter.name, adapter.tenant)
+        for client in self.clients.values():
+            await client.close()
+        await self.db.close()
+
+    async def recover(self) -> None:
+        """Finish what a previous process accepted: open turns run again, pending replies are resent."""
+        async with self.db.read() as conn:
+            turns = await open_turns(conn)
+            pending = await pending_deliveries(conn)
+        for d in pending:
+            self._spawn(self._deliver(d))
+        for t in turns:
+            self.scheduler.submit(t.conversation_id, t.id)
+        if turns or pending:
+            log.info("recovery: %d open turn(s) resumed, %d pending repl(ies) resent", len(turns), len(pending))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- ChannelRuntime ----------------------------------------------------------------------
+
+    async def ingest(self, turn: Turn) -> IngestResult:
+        if turn.tenant not in self.config.tenants:
+            raise LookupError(f"unknown tenant {turn.tenant!r}")
+        agent = self.config.tenants[turn.tenant].agent
+        message = Message.user(turn.text, images=turn.images)
+        count = await self.budget.acount_message(self.config.models[agent.model], message)
+        try:
+            async with self.db.write() as conn:
+                found = await find_event(conn, tenant=turn.tenant, channel=turn.channel, event_id=turn.event_id)
+                if found is None:
+                    conversation_id = await get_or_create_conversation(
+                        conn, tenant=turn.tenant, channel=turn.channel, key=turn.conversation_key
+                    )
+                    turn_id = str(uuid.uuid4())
+                    await create_turn(
+                        conn,
+                        turn_id=turn_id,
+                        conversation_id=conversation_id,
+                        tenant=turn.tenant,
+                        origin=Origin.channel(turn.channel).label,
+                    )
+                    [stored] = await append_messages(
+                        conn,
+                        conversation_id=conversation_id,
+                        turn_id=turn_id,
+                        items=[(message, count)],
+                        turn_start=True,
+                    )
+                    assert stored.id is not None
+                    await insert_event(
+                        conn,
+                        turn=turn,
+                        conversation_id=conversation_id,
+                        message_id=stored.id,
+                        turn_id=turn_id,
+                    )
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, IntegrityError):
+                raise
+            async with self.db.read() as conn:  # a concurrent delivery of the same event won the race
+                found = await find_event(conn, tenant=turn.tenant, channel=turn.channel, event_id=turn.event_id)
+            if found is None:
+                raise
+        if found is not None:
+            self.metrics.inbound.labels(turn.tenant, turn.channel, "duplicate").inc()
+            return IngestResult(status=IngestStatus.DUPLICATE, turn_id=found[0], conversation_id=found[1])
+        self.metrics.inbound.labels(turn.tenant, turn.channel, "accepted").inc()
+        self.scheduler.submit(conversation_id, turn_id)
+        return IngestResult(status=IngestStatus.ACCEPTED, turn_id=turn_id, conversation_id=conversation_id)
+
+    async def has_conversation(self, tenant: str, channel: str, conversation_key: str) -> bool:
+        async with self.db.read() as conn:
+            return await find_conversation(conn, tenant=tenant, channel=channel, key=conversation_key) is not None
+
+    async def transcript(
+        self, tenant: str, channel: str, conversation_key: str, *, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            conversation_id = await find_conversation(conn, tenant=tenant, channel=channel, key=conversation_key)
+            if conversation_id is None:
+                return []
+            return await recent_transcript(conn, conversation_id=conversation_id, limit=limit)
+
+    def attach_sink(self, tenant: str, channel: str, turn_id: str, sink: ReplySink) -> None:
+        self._sinks[turn_id] = sink
+
+    async def redeliver(self, tenant: str, channel: str, conversation_key: str) -> int:
+        async with self.db.read() as conn:
+            pending = await pending_deliveries(conn, tenant=tenant, channel=channel, conversation_key=conversation_key)
+        for d in pending:
+            await self._deliver(d, retry=False)
+        return len(pending)
+
+    async def cancel(self, tenant: str, channel: str, event_id: str) -> bool:
+        async with self.db.read() as conn:
+            found = await find_event(conn, tenant=tenant, channel=channel, event_id=event_id)
+        return found is not None and self.scheduler.cancel(found[0])
+
+    # -- background jobs and the CLI ---------------------------------------------------------
+
+    async def ask(
+        self, *, tenant: str, origin: Origin, conversation_key: str, text: str, sink: ReplySink | None = None
+    ) -> Reply:
+        """Run one turn outside any channel (scheduled jobs, agent-to-agent calls, the CLI).
+
+        Same path as a channel message: persisted, ordered per conversation, budgeted, ledgered.
+        """
+        if tenant not in self.config.tenants:
+            raise LookupError(f"unknown tenant {tenant!r} (configured: {', '.join(self.config.tenants)})")
+        agent = self.config.tenants[tenant].agent
+        message = Message.user(text)
+        count = await self.budget.acount_message(self.config.models[agent.model], message)
+        turn_id = str(uuid.uuid4())
+        async with self.db.write() as conn:
+            conversation_id = await get_or_create_conversation(
+                conn, tenant=tenant, channel=origin.label, key=conversation_key
+            )
+            await create_turn(
+                conn, turn_id=turn_id, conversation_id=conversation_id, tenant=tenant, origin=origin.label
+            )
+            await append_messages(
+                conn,
+                conversation_id=conversation_id,
+                turn_id=turn_id,
+                items=[(message, count)],
+                turn_start=True,
+            )
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._waiters[turn_id].append(future)
+        if sink is not None:
+            self._sinks[turn_id] = sink
+        self.scheduler.submit(conversation_id, turn_id)
+        return await future
+
+    # -- processing --------------------------------------------------------------------------
+
+    async def _steer(self, conversation_id: int, turn_id: str) -> int:
+        waiting = self.scheduler.take_waiting(conversation_id)
+        if not waiting:
+            return 0
+        async with self.db.write() as conn:
+            await merge_turns(conn, into=turn_id, merged=waiting)
+        for merged in waiting:
+            self._waiters[turn_id].extend(self._waiters.pop(merged, []))
+            self._sinks.pop(merged, None)
+        return len(waiting)
+
+    async def _process(self, conversation_id: int, turn_id: str) -> None:
+        """Run a turn; a storage failure is retried with backoff (later turns of the conversation wait).
+
+        Running a turn again is safe: tools that already ran are not run again, and an answer that
+        was already stored is reused instead of asking the model twice.
+        """
+        for delay in (*self.storage_retry_delays_s, None):
+            try:
+                await self._process_once(conversation_id, turn_id)
+                return
+            except StorageError as exc:
+                if delay is None:
+                    log.error(
+                        "turn %s stays open after repeated storage failures (%s); it resumes at the next start",
+                        turn_id,
+                        exc,
+                    )
+                    return
+                log.warning("turn %s hit a storage failure (%s); retrying in %ss", turn_id, exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _process_once(self, conversation_id: int, turn_id: str) -> None:
+        async with self.db.read() as conn:
+            record = await turn_record(conn, turn_id)
+            delivery = await delivery_for_turn(conn, turn_id) if record is not None else None
+        if record is None or record.status not in ("queued", "running"):
+            if delivery is not None and delivery.status == "pending":
+                await self._deliver(delivery)
+            return
+        started = time.perf_counter()
+        origin = Origin.from_label(record.origin)
+        status = "done"
+        try:
+            if self.scheduler.cancelled_by_user(turn_id):
+                raise asyncio.CancelledError
+            async with self.db.write() as conn:
+                await set_turn_status(conn, turn_id, "running")
+            reply = await self.invocation.run_turn(
+                tenant=record.tenant,
+                conversation_id=conversation_id,
+                turn_id=turn_id,
+                origin=origin,
+                sink=_LateSink(self._sinks, turn_id),
+                steer=lambda: self._steer(conversation_id, turn_id),
+            )
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self.scheduler.cancelled_by_user(turn_id) or task is None:
+                raise  # shutdown: the turn stays open and resumes after restart
+            task.uncancel()
+            reply, status = Reply(text="Cancelled.", error_kind="cancelled"), "cancelled"
+        finally:
+            self._sinks.pop(turn_id, None)
+        async with self.db.write() as conn:
+            delivery_id = await create_delivery(
+                conn, turn_id=turn_id, tenant=record.tenant, channel=record.channel, reply=reply
+            )
+            await set_turn_status(conn, turn_id, status)
+        outcome = str(reply.error_kind) if reply.error_kind is not None else "ok"
+        self.metrics.turns.labels(record.tenant, record.origin, outcome).inc()
+        self.metrics.turn_seconds.labels(record.tenant).observe(time.perf_counter() - started)
+        await self._deliver(
+            DeliveryRecord(
+                id=delivery_id,
+                turn_id=turn_id,
+                tenant=record.tenant,
+                channel=record.channel,
+                conversation_key=record.conversation_key,
+                status="pending",
+                attempts=0,
+                reply=reply,
+            )
+        )
+
+    async def _deliver(self, delivery: DeliveryRecord, *, retry: bool = True) -> None:
+        for future in self._waiters.pop(delivery.turn_id, []):
+            if not future.done():
+                future.set_result(delivery.reply)
+        adapter = self.adapters.get((delivery.tenant, delivery.channel))
+        if adapter is None:  # background job or CLI: the caller got the reply through its future
+            async with self.db.write() as conn:
+                await mark_delivery(conn, delivery.id, status="sent")
+            return
+        async with self.db.read() as conn:
+            events = await events_of_turn(conn, delivery.turn_id)
+        outbound = Outbound(
+            tenant=delivery.tenant,
+            channel=delivery.channel,
+            turn_id=delivery.turn_id,
+            conversation_key=delivery.conversation_key,
+            reply=delivery.reply,
+            resume_from=delivery.progress,
+            events=[EventRef(event_id=e.event_id, user_id=e.user_id, reply_target=e.reply_target) for e in events],
+        )
+        try:
+            await adapter.deliver(outbound)
+        except Exception as exc:
+            retryable = exc.retryable if isinstance(exc, DeliveryError) else True
+            if not isinstance(exc, DeliveryError):
+                log.exception("the %s adapter failed to deliver turn %s", delivery.channel, delivery.turn_id)
+            attempt = delivery.attempts + 1
+            final = not retryable
+            progress = max(delivery.progress, exc.delivered_parts) if isinstance(exc, DeliveryError) else None
+            async with self.db.write() as conn:
+                await mark_delivery(
+                    conn, delivery.id, status="failed" if final else "pending", error=str(exc), progress=progress
+                )
+            self.metrics.deliveries.labels(delivery.channel, "failed" if final else "retry").inc()
+            if retry and not final and attempt <= len(DELIVERY_RETRY_DELAYS_S):
+                self._spawn(self._retry_delivery(delivery, attempt))
+            else:
+                log.warning(
+                    "reply to turn %s via %s %s: %s",
+                    delivery.turn_id,
+                    delivery.channel,
+                    "failed" if final else "stays pending",
+                    exc,
+                )
+            return
+        async with self.db.write() as conn:
+            await mark_delivery(conn, delivery.id, status="sent")
+        self.metrics.deliveries.labels(delivery.channel, "sent").inc()
+
+    async def _retry_delivery(self, delivery: DeliveryRecord, attempt: int) -> None:
+        await asyncio.sleep(DELIVERY_RETRY_DELAYS_S[attempt - 1])
+        async with self.db.read() as conn:
+            current = await delivery_for_turn(conn, delivery.turn_id)
+        if current is not None and current.status == "pending":
+            await self._deliver(current)

@@ -1,0 +1,120 @@
+"""The aiohttp server: health, metrics, the web chat page and every channel's routes per tenant.
+
+Channel routes are registered once per path (``/t/{tenant}/slack/events``) and dispatched by tenant,
+so an unknown tenant or a channel a tenant has not enabled is a plain 404 with no side effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from botframework.runtime import Runtime
+
+__all__ = ["RUNTIME_KEY", "build_app", "serve"]
+
+log = logging.getLogger("botframework.server")
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+RUNTIME_KEY = web.AppKey("runtime", Runtime)
+CHAT_PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'; require-trusted-types-for 'script'; "
+    "trusted-types chat-markdown"
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _not_found(message: str) -> web.Response:
+    return web.json_response({"error": message}, status=404)
+
+
+def _dispatcher(path: str, handlers: dict[str, Handler]) -> Handler:
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        tenant = request.match_info["tenant"]
+        handler = handlers.get(tenant)
+        if handler is None:
+            return _not_found(f"no such route for tenant {tenant!r}: {path}")
+        return await handler(request)
+
+    return dispatch
+
+
+def build_app(runtime: Runtime) -> web.Application:
+    """The application; ``runtime`` starts and stops with it."""
+    app = web.Application(client_max_size=runtime.config.server.max_body_bytes)
+    app[RUNTIME_KEY] = runtime
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def metrics(_request: web.Request) -> web.Response:
+        return web.Response(body=runtime.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})
+
+    async def chat_page(request: web.Request) -> web.StreamResponse:
+        tenant = request.match_info["tenant"]
+        if (tenant, "websocket") not in runtime.adapters:
+            return _not_found(f"tenant {tenant!r} has no websocket channel, so no chat page")
+        return web.FileResponse(
+            STATIC_DIR / "chat.html",
+            headers={
+                "Cache-Control": "no-cache",
+                "Content-Security-Policy": CHAT_PAGE_CSP,
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/t/{tenant}/chat", chat_page)
+    if STATIC_DIR.is_dir():
+        app.router.add_static("/static/", STATIC_DIR, append_version=False)
+
+    table: dict[tuple[str, str], dict[str, Handler]] = defaultdict(dict)
+    for (tenant, _channel), adapter in runtime.adapters.items():
+        for route in adapter.routes():
+            table[(route.method.upper(), f"/t/{{tenant}}/{route.path.lstrip('/')}")][tenant] = route.handler
+    for (method, path), handlers in table.items():
+        app.router.add_route(method, path, _dispatcher(path, handlers))
+
+    async def on_startup(_app: web.Application) -> None:
+        await runtime.start()
+
+    async def on_shutdown(_app: web.Application) -> None:
+        await runtime.stop()
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    return app
+
+
+async def serve(runtime: Runtime, *, host: str, port: int, ready: Callable[[str], None] | None = None) -> None:
+    """Run until SIGINT/SIGTERM, then finish in-flight turns (within the shutdown timeout) and exit."""
+    app = build_app(runtime)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=runtime.config.server.shutdown_timeout_s
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = runner.addresses[0][1] if runner.addresses else port
+    url = f"http://{host}:{bound}"
+    if ready is not None:
+        ready(url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("shutting down: finishing in-flight turns (up to %ss)", runtime.config.server.shutdown_timeout_s)
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,104 @@
+"""What crosses the line between a channel and the core: an inbound ``Turn`` and an outbound ``Reply``.
+
+Adapters only translate: vendor payload -> ``Turn``; ``Reply`` -> vendor API calls. Everything in
+between (dedupe, persistence, budgeting, models, tools) lives once, in the core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from botframework.errors import ErrorKind
+from botframework.messages import ImagePart
+
+__all__ = ["NullSink", "Origin", "Reply", "ReplySink", "Turn"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Turn:
+    """One inbound user message, channel-neutral.
+
+    ``event_id`` is the vendor's id for dedupe within (tenant, channel). ``conversation_key`` names
+    the conversation inside the channel (a DM, a Slack thread, a WebSocket user).
+    ``reply_target`` is whatever the adapter needs later to deliver the reply (channel id,
+    thread ts, message id); it must be JSON-serializable because it is persisted, so a restart can
+    still deliver.
+    """
+
+    tenant: str
+    channel: str
+    event_id: str
+    conversation_key: str
+    user_id: str
+    text: str
+    images: tuple[ImagePart, ...] = ()
+    reply_target: Mapping[str, Any] = field(default_factory=dict)
+    received_at: datetime = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Origin:
+    """Who started a turn: a channel, or a background job that is not pretending to be one."""
+
+    kind: str  # "channel" | "background"
+    name: str  # channel name ("slack") or job name ("scheduler", "agent:planner")
+
+    @classmethod
+    def channel(cls, name: str) -> Origin:
+        return cls(kind="channel", name=name)
+
+    @classmethod
+    def background(cls, name: str) -> Origin:
+        return cls(kind="background", name=name)
+
+    @classmethod
+    def from_label(cls, label: str) -> Origin:
+        kind, sep, name = label.partition(":")
+        return cls(kind="background", name=name) if sep and kind == "background" else cls(kind="channel", name=label)
+
+    @property
+    def label(self) -> str:
+        """Stored in the ledger: the channel name, or ``background:<name>``."""
+        return self.name if self.kind == "channel" else f"background:{self.name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reply:
+    """The answer to a turn. ``error_kind`` is set when ``text`` is an error message for the user."""
+
+    text: str
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    error_kind: ErrorKind | str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.error_kind is not None
+
+
+class ReplySink(Protocol):
+    """Receives a reply while it is produced (live channels stream it; others ignore it)."""
+
+    async def delta(self, text: str) -> None:
+        """New text, appended to what was sent before."""
+
+    async def reset(self) -> None:
+        """Discard what was streamed so far: a retry or a fallback starts the answer again."""
+
+
+class NullSink:
+    """A sink that drops everything (background jobs, channels without live updates)."""
+
+    async def delta(self, text: str) -> None:
+        return None
+
+    async def reset(self) -> None:
+        return None

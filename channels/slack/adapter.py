@@ -1,0 +1,327 @@
+"""Slack channel: slack-bolt's AsyncApp mounted in our aiohttp server (or Socket Mode).
+
+Inbound: bolt verifies the signature (fail closed: 401, 5-minute window) and answers
+``url_verification``; our one listener turns the payload into a Turn (:mod:`.events`) and awaits
+``runtime.ingest`` *before* the response goes out (``process_before_response=True``). Ingest only
+persists and schedules, so the ack stays fast, and an acknowledged event is always stored. If ingest
+fails, bolt answers 500 and Slack retries later with the same ``event_id``.
+
+Outbound: ``deliver`` renders Markdown to mrkdwn, chunks it, and posts each chunk in the thread.
+With ``live_updates`` a placeholder is posted on the first streamed delta and edited with
+``chat.update`` at most every ``update_interval_s``; ``deliver`` then turns it into the first chunk.
+
+bolt never calls ``auth.test`` on its own here: ``authorize`` is ours and answers from what
+``start()`` learned (or from the envelope's ``authorizations``), so a slow Slack API cannot delay an
+ack and no request depends on a network call other than ingest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from pydantic import BaseModel
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from botframework.channel import ChannelAdapter, ChannelRuntime, Outbound, Route
+from botframework.config.schema import SlackChannelConfig
+from botframework.errors import DeliveryError, PayloadError
+from channels.slack.events import CHANNEL, bot_user_from, parse_event
+from channels.slack.render import render_preview, render_reply
+
+__all__ = ["SlackAdapter", "SlackLiveReply"]
+
+log = logging.getLogger(__name__)
+
+_RETRYABLE_ERRORS = frozenset(
+    {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+_MAX_LIVE = 1024
+_IDENTIFY_TIMEOUT_S = 10.0
+
+
+def _delivery_error(
+    method: str, exc: Exception, *, channel: str, note: str = "", delivered_parts: int = 0
+) -> DeliveryError:
+    """Translate a Slack SDK / transport failure; rate limits, 5xx and timeouts are retryable."""
+    if isinstance(exc, SlackApiError):
+        error = str(exc.response.get("error", "")) if exc.response is not None else ""
+        status = exc.response.status_code if exc.response is not None else 0
+        retryable = error in _RETRYABLE_ERRORS or status == 429 or status >= 500
+        detail = f"{error or 'error'} (HTTP {status})"
+    else:
+        retryable = True
+        detail = f"{type(exc).__name__}: {exc}"
+    return DeliveryError(
+        f"slack {method} to channel {channel} failed: {detail}{note}",
+        retryable=retryable,
+        delivered_parts=delivered_parts,
+    )
+
+
+class SlackLiveReply:
+    """A ReplySink that shows the reply as it is produced, in one placeholder message.
+
+    The first delta posts the placeholder; later deltas edit it at most every ``interval`` seconds
+    (a pending edit carries the newest text). Failures here are logged, never raised: live updates
+    are a courtesy, ``deliver`` still posts the reply.
+    """
+
+    def __init__(self, *, client: AsyncWebClient, channel: str, thread_ts: str | None, interval: float) -> None:
+        self._client = client
+        self._channel = channel
+        self._thread_ts = thread_ts
+        self._interval = interval
+        self._text = ""
+        self._shown = ""
+        self._last = 0.0
+        self._lock = asyncio.Lock()
+        self._pending: asyncio.Task[None] | None = None
+        self._closed = False
+        self.ts: str | None = None
+        """The placeholder's ts once posted."""
+
+    async def delta(self, text: str) -> None:
+        if self._closed:
+            return
+        self._text += text
+        async with self._lock:
+            if self.ts is None and not self._closed:
+                await self._post()
+                return
+        self._schedule()
+
+    async def reset(self) -> None:
+        if self._closed:
+            return
+        self._text = ""
+        self._schedule()
+
+    async def finish(self) -> str | None:
+        """Stop updating; the placeholder's ts (if any) for ``deliver`` to finalize."""
+        self._closed = True
+        if self._pending is not None:
+            self._pending.cancel()
+            await asyncio.gather(self._pending, return_exceptions=True)
+        async with self._lock:
+            return self.ts
+
+    def _schedule(self) -> None:
+        if self._pending is None or self._pending.done():
+            self._pending = asyncio.create_task(self._update_later())
+
+    async def _update_later(self) -> None:
+        await asyncio.sleep(max(0.0, self._last + self._interval - time.monotonic()))
+        async with self._lock:
+            if self._closed or self.ts is None:
+                return
+            shown = render_preview(self._text)
+            if shown == self._shown:
+                return
+            try:
+                await self._client.chat_update(channel=self._channel, ts=self.ts, text=shown)
+            except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("slack live update failed: %s", _delivery_error("chat.update", exc, channel=self._channel))
+            else:
+                self._shown = shown
+            self._last = time.monotonic()
+
+    async def _post(self) -> None:
+        shown = render_preview(self._text)
+        try:
+            response = await self._client.chat_postMessage(
+                channel=self._channel, thread_ts=self._thread_ts, text=shown, link_names=False
+            )
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning(
+                "slack live placeholder failed: %s",
+                _delivery_error("chat.postMessage", exc, channel=self._channel),
+            )
+            self._closed = True
+            return
+        self.ts = str(response.get("ts")) if response.get("ts") else None
+        self._shown = shown
+        self._last = time.monotonic()
+
+
+class SlackAdapter(ChannelAdapter):
+    """One Slack app (workspace bot) of one tenant."""
+
+    name = CHANNEL
+
+    def __init__(self, *, tenant: str, config: BaseModel, runtime: ChannelRuntime) -> None:
+        if not isinstance(config, SlackChannelConfig):
+            raise TypeError(f"SlackAdapter needs a SlackChannelConfig, got {type(config).__name__}")
+        super().__init__(tenant=tenant, config=config, runtime=runtime)
+        self.settings = config
+        base_url = config.api_base_url if config.api_base_url.endswith("/") else config.api_base_url + "/"
+        self._bot_token = config.bot_token.get_secret_value()
+        # No SDK-level retries: a failed delivery is retried by the core, which owns delivery records.
+        self.client = AsyncWebClient(token=self._bot_token, base_url=base_url, logger=log, retry_handlers=[])
+        self.bot_user_id: str | None = None
+        self.bot_id: str | None = None
+        self._live: OrderedDict[str, SlackLiveReply] = OrderedDict()
+        self._evicting: set[asyncio.Task[str | None]] = set()
+        self._socket: AsyncSocketModeHandler | None = None
+        # bolt gets a token-less client of its own: the token comes from our authorize(), which
+        # keeps bolt from calling auth.test per process and from warning about token + authorize.
+        self.app = AsyncApp(
+            client=AsyncWebClient(base_url=base_url, logger=log),
+            signing_secret=config.signing_secret.get_secret_value(),
+            authorize=self._authorizer(),
+            process_before_response=True,
+            ignoring_self_events_enabled=False,  # events.parse_event ignores the bot's own messages
+            logger=log,
+        )
+
+        # bolt passes listener/authorize arguments by parameter name: plain closures, not methods.
+        async def on_event(body: dict[str, Any]) -> None:
+            await self._on_event(body)
+
+        self.app.event(re.compile(".*"))(on_event)
+
+    # lifecycle
+
+    def routes(self) -> Sequence[Route]:
+        if self.settings.mode != "events":
+            return ()
+        return (Route(method="POST", path="slack/events", handler=self.handle_events),)
+
+    async def start(self) -> None:
+        await self._identify()
+        if self.settings.mode == "socket":
+            assert self.settings.app_token is not None  # the config validator requires it
+            self._socket = AsyncSocketModeHandler(
+                self.app,
+                app_token=self.settings.app_token.get_secret_value(),
+                web_client=self.client,
+                logger=log,
+            )
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        for live in list(self._live.values()):
+            await live.finish()
+        self._live.clear()
+
+    async def _identify(self) -> None:
+        """Learn the bot's user id (auth.test); on failure run on, the envelopes will tell."""
+        try:
+            response = await asyncio.wait_for(self.client.auth_test(), _IDENTIFY_TIMEOUT_S)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("slack auth.test failed for tenant %s; bot user id unknown for now: %s", self.tenant, exc)
+            return
+        self.bot_user_id = str(response.get("user_id") or "") or None
+        self.bot_id = str(response.get("bot_id") or "") or None
+        log.info("slack tenant %s: bot user %s", self.tenant, self.bot_user_id)
+
+    # inbound
+
+    async def handle_events(self, request: web.Request) -> web.StreamResponse:
+        """``POST /t/{tenant}/slack/events``: bolt verifies, answers, and dispatches to ``_on_event``."""
+        # bolt's verifier raises (-> 500, which Slack would retry) on a non-numeric timestamp or a
+        # body that is not UTF-8; neither can be a genuine Slack request, so fail closed with 401.
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        if not (timestamp.isascii() and timestamp.isdigit()):
+            return web.Response(status=401, text="invalid request")
+        try:
+            bolt_request = await to_bolt_request(request)
+        except UnicodeDecodeError:
+            return web.Response(status=401, text="invalid request")
+        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+
+    def _authorizer(self) -> Callable[..., Awaitable[AuthorizeResult]]:
+        async def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
+            return AuthorizeResult(
+                enterprise_id=enterprise_id,
+                team_id=team_id,
+                bot_token=self._bot_token,
+                bot_user_id=self.bot_user_id,
+                bot_id=self.bot_id,
+            )
+
+        return authorize
+
+    async def _on_event(self, body: dict[str, Any]) -> None:
+        if self.bot_user_id is None:
+            self.bot_user_id = bot_user_from(body)
+        try:
+            parsed = parse_event(body, tenant=self.tenant, bot_user_id=self.bot_user_id)
+        except PayloadError as exc:
+            log.warning("slack tenant %s: ignoring malformed event: %s", self.tenant, exc)
+            return
+        if parsed is None:
+            return
+        turn = parsed.turn
+        if parsed.needs_thread_membership and not await self.runtime.has_conversation(
+            self.tenant, CHANNEL, turn.conversation_key
+        ):
+            return
+        result = await self.runtime.ingest(turn)  # raises -> bolt answers 500 -> Slack retries
+        if not result.duplicate and self.settings.live_updates:
+            self._attach_live(result.turn_id, turn.reply_target)
+
+    def _attach_live(self, turn_id: str, target: Mapping[str, Any]) -> None:
+        live = SlackLiveReply(
+            client=self.client,
+            channel=str(target["channel"]),
+            thread_ts=target.get("thread_ts"),
+            interval=self.settings.update_interval_s,
+        )
+        self._live[turn_id] = live
+        while len(self._live) > _MAX_LIVE:
+            _, old = self._live.popitem(last=False)
+            task = asyncio.get_running_loop().create_task(old.finish())
+            self._evicting.add(task)
+            task.add_done_callback(self._evicting.discard)
+        self.runtime.attach_sink(self.tenant, CHANNEL, turn_id, live)
+
+    # outbound
+
+    async def deliver(self, outbound: Outbound) -> None:
+        target = outbound.primary.reply_target
+        channel = str(target.get("channel") or "")
+        if not channel:
+            raise DeliveryError(
+                f"slack reply for turn {outbound.turn_id} has no channel in {dict(target)}", retryable=False
+            )
+        thread_ts = target.get("thread_ts")
+        chunks = render_reply(outbound.reply.text)
+        live = self._live.pop(outbound.turn_id, None)
+        placeholder = await live.finish() if live is not None else None
+        for index, chunk in enumerate(chunks):
+            if index < outbound.resume_from:
+                continue  # an earlier attempt posted it
+            note = f" (chunk {index + 1}/{len(chunks)}; {index} already posted)" if len(chunks) > 1 else ""
+            if index == 0 and placeholder is not None:
+                try:
+                    await self.client.chat_update(channel=channel, ts=placeholder, text=chunk)
+                    continue
+                except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+                    error = _delivery_error("chat.update", exc, channel=channel, note=note, delivered_parts=index)
+                    if error.retryable:
+                        assert live is not None
+                        self._live[outbound.turn_id] = live  # the retry finalizes the same placeholder
+                        raise error from exc
+                    log.warning("slack placeholder cannot be finalized, posting the reply instead: %s", error)
+            try:
+                await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=chunk, link_names=False)
+            except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+                raise _delivery_error(
+                    "chat.postMessage", exc, channel=channel, note=note, delivered_parts=index
+                ) from exc

@@ -1,0 +1,116 @@
+"""Outbound deliveries: the reply of a turn, recorded before it is sent and marked once sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from botframework.turn import Reply
+from storage.tables import CONVERSATIONS, DELIVERIES, TURNS
+
+__all__ = ["DeliveryRecord", "create_delivery", "delivery_for_turn", "mark_delivery", "pending_deliveries"]
+
+deliveries = DELIVERIES
+turns = TURNS
+conversations = CONVERSATIONS
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliveryRecord:
+    id: int
+    turn_id: str
+    tenant: str
+    channel: str
+    conversation_key: str
+    status: str
+    attempts: int
+    reply: Reply
+    progress: int = 0
+
+
+def _record(row: Any) -> DeliveryRecord:
+    return DeliveryRecord(
+        id=int(row.id),
+        turn_id=row.turn_id,
+        tenant=row.tenant,
+        channel=row.channel,
+        conversation_key=row.key,
+        status=row.status,
+        attempts=int(row.attempts),
+        progress=int(row.progress or 0),
+        reply=Reply(
+            text=row.text,
+            model=row.model,
+            input_tokens=int(row.input_tokens),
+            output_tokens=int(row.output_tokens),
+            error_kind=row.error_kind,
+        ),
+    )
+
+
+def _query() -> Any:
+    return (
+        select(deliveries, conversations.c.key)
+        .join(turns, turns.c.id == deliveries.c.turn_id)
+        .join(conversations, conversations.c.id == turns.c.conversation_id)
+    )
+
+
+async def create_delivery(conn: AsyncConnection, *, turn_id: str, tenant: str, channel: str, reply: Reply) -> int:
+    result = await conn.execute(
+        deliveries.insert()
+        .returning(deliveries.c.id)
+        .values(
+            turn_id=turn_id,
+            tenant=tenant,
+            channel=channel,
+            status="pending",
+            text=reply.text,
+            model=reply.model,
+            error_kind=str(reply.error_kind) if reply.error_kind is not None else None,
+            input_tokens=reply.input_tokens,
+            output_tokens=reply.output_tokens,
+            attempts=0,
+            created_at=datetime.now(UTC),
+        )
+    )
+    return int(result.scalar_one())
+
+
+async def delivery_for_turn(conn: AsyncConnection, turn_id: str) -> DeliveryRecord | None:
+    row = (await conn.execute(_query().where(deliveries.c.turn_id == turn_id))).first()
+    return _record(row) if row is not None else None
+
+
+async def mark_delivery(
+    conn: AsyncConnection, delivery_id: int, *, status: str, error: str | None = None, progress: int | None = None
+) -> None:
+    """Record one delivery attempt: ``sent``, ``failed`` (final) or ``pending`` (will be tried again),
+    and how many parts have gone out so far."""
+    values: dict[str, Any] = {"status": status, "attempts": deliveries.c.attempts + 1, "last_error": error}
+    if progress is not None:
+        values["progress"] = progress
+    if status == "sent":
+        values["sent_at"] = datetime.now(UTC)
+    await conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
+
+
+async def pending_deliveries(
+    conn: AsyncConnection,
+    *,
+    tenant: str | None = None,
+    channel: str | None = None,
+    conversation_key: str | None = None,
+) -> list[DeliveryRecord]:
+    query = _query().where(deliveries.c.status == "pending")
+    if tenant is not None:
+        query = query.where(deliveries.c.tenant == tenant)
+    if channel is not None:
+        query = query.where(deliveries.c.channel == channel)
+    if conversation_key is not None:
+        query = query.where(conversations.c.key == conversation_key)
+    return [_record(r) for r in (await conn.execute(query.order_by(deliveries.c.id))).all()]

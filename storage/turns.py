@@ -1,0 +1,196 @@
+"""Turns and the inbound events they answer: dedupe, steering (merge), recovery after a restart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from botframework.turn import Turn
+from storage.tables import CONVERSATIONS, INBOUND_EVENTS, MESSAGES, TURNS
+
+__all__ = [
+    "EventRecord",
+    "TurnRecord",
+    "create_turn",
+    "events_of_turn",
+    "find_event",
+    "insert_event",
+    "merge_turns",
+    "open_turns",
+    "recent_transcript",
+    "set_turn_status",
+    "turn_record",
+]
+
+turns = TURNS
+events = INBOUND_EVENTS
+conversations = CONVERSATIONS
+messages = MESSAGES
+
+OPEN_STATUSES = ("queued", "running")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnRecord:
+    id: str
+    conversation_id: int
+    tenant: str
+    origin: str
+    status: str
+    channel: str
+    conversation_key: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventRecord:
+    event_id: str
+    turn_id: str
+    user_id: str
+    reply_target: dict[str, Any]
+    message_id: int
+
+
+def _turn_query() -> Any:
+    return select(
+        turns.c.id,
+        turns.c.conversation_id,
+        turns.c.tenant,
+        turns.c.origin,
+        turns.c.status,
+        conversations.c.channel,
+        conversations.c.key,
+    ).join(conversations, conversations.c.id == turns.c.conversation_id)
+
+
+def _turn(row: Any) -> TurnRecord:
+    return TurnRecord(
+        id=row.id,
+        conversation_id=int(row.conversation_id),
+        tenant=row.tenant,
+        origin=row.origin,
+        status=row.status,
+        channel=row.channel,
+        conversation_key=row.key,
+    )
+
+
+async def create_turn(conn: AsyncConnection, *, turn_id: str, conversation_id: int, tenant: str, origin: str) -> None:
+    await conn.execute(
+        turns.insert().values(
+            id=turn_id,
+            conversation_id=conversation_id,
+            tenant=tenant,
+            origin=origin,
+            status="queued",
+            created_at=_now(),
+        )
+    )
+
+
+async def turn_record(conn: AsyncConnection, turn_id: str) -> TurnRecord | None:
+    row = (await conn.execute(_turn_query().where(turns.c.id == turn_id))).first()
+    return _turn(row) if row is not None else None
+
+
+async def set_turn_status(conn: AsyncConnection, turn_id: str, status: str) -> None:
+    finished = _now() if status not in OPEN_STATUSES else None
+    await conn.execute(update(turns).where(turns.c.id == turn_id).values(status=status, finished_at=finished))
+
+
+async def open_turns(conn: AsyncConnection) -> list[TurnRecord]:
+    """Turns accepted but not finished (after a crash), oldest first."""
+    query = _turn_query().where(turns.c.status.in_(OPEN_STATUSES)).order_by(turns.c.created_at, turns.c.id)
+    return [_turn(r) for r in (await conn.execute(query)).all()]
+
+
+async def find_event(conn: AsyncConnection, *, tenant: str, channel: str, event_id: str) -> tuple[str, int] | None:
+    """(turn_id, conversation_id) of an event already accepted, or None."""
+    row = (
+        await conn.execute(
+            select(events.c.turn_id, events.c.conversation_id).where(
+                events.c.tenant == tenant, events.c.channel == channel, events.c.event_id == event_id
+            )
+        )
+    ).first()
+    return (row.turn_id, int(row.conversation_id)) if row is not None else None
+
+
+async def insert_event(
+    conn: AsyncConnection, *, turn: Turn, conversation_id: int, message_id: int, turn_id: str
+) -> None:
+    """Record an accepted event; the unique (tenant, channel, event_id) constraint backs the dedupe."""
+    await conn.execute(
+        events.insert().values(
+            tenant=turn.tenant,
+            channel=turn.channel,
+            event_id=turn.event_id,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            turn_id=turn_id,
+            user_id=turn.user_id,
+            reply_target=dict(turn.reply_target),
+            received_at=turn.received_at,
+        )
+    )
+
+
+async def events_of_turn(conn: AsyncConnection, turn_id: str) -> list[EventRecord]:
+    """The events a turn answers, in arrival order (the first started the turn)."""
+    rows = (
+        await conn.execute(
+            select(
+                events.c.event_id,
+                events.c.turn_id,
+                events.c.user_id,
+                events.c.reply_target,
+                events.c.message_id,
+            )
+            .where(events.c.turn_id == turn_id)
+            .order_by(events.c.id)
+        )
+    ).all()
+    return [
+        EventRecord(
+            event_id=r.event_id,
+            turn_id=r.turn_id,
+            user_id=r.user_id,
+            reply_target=dict(r.reply_target or {}),
+            message_id=int(r.message_id),
+        )
+        for r in rows
+    ]
+
+
+async def merge_turns(conn: AsyncConnection, *, into: str, merged: list[str]) -> None:
+    """Steering: queued turns join the running one; their messages stop being turn starts."""
+    if not merged:
+        return
+    await conn.execute(update(messages).where(messages.c.turn_id.in_(merged)).values(turn_id=into, turn_start=False))
+    await conn.execute(update(events).where(events.c.turn_id.in_(merged)).values(turn_id=into))
+    await conn.execute(update(turns).where(turns.c.id.in_(merged)).values(status="merged", finished_at=_now()))
+
+
+async def recent_transcript(conn: AsyncConnection, *, conversation_id: int, limit: int) -> list[dict[str, Any]]:
+    """The last ``limit`` user/assistant texts, oldest first, with the event id of user messages."""
+    query = (
+        select(messages.c.role, messages.c.content, messages.c.tool_calls, events.c.event_id)
+        .outerjoin(events, events.c.message_id == messages.c.id)
+        .where(messages.c.conversation_id == conversation_id, messages.c.role.in_(("user", "assistant")))
+        .order_by(messages.c.id.desc())
+        .limit(limit)
+    )
+    out = []
+    for row in reversed((await conn.execute(query)).all()):
+        text = "".join(p.get("text", "") for p in (row.content or []) if p.get("type") == "text")
+        if row.role == "assistant" and not text:
+            continue
+        out.append({"role": row.role, "text": text, "event_id": row.event_id})
+    return out

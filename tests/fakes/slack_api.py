@@ -1,0 +1,236 @@
+"""A local fake of the Slack Web API (and Socket Mode's websocket) that records what it receives.
+
+Point slack_sdk at ``fake.base_url`` (``api_base_url`` in the channel config). It answers
+``auth.test``, ``chat.postMessage``, ``chat.update`` and ``apps.connections.open``; any other method
+answers ``{"ok": true}``. ``fail(method, error)`` makes the next call(s) of a method fail the way
+Slack does (``ratelimited`` as HTTP 429 with Retry-After, other errors as HTTP 200 ``ok: false``).
+
+Socket Mode: ``apps.connections.open`` hands out ``ws://.../socket``; the fake says ``hello`` there,
+``send_socket_event`` pushes an ``events_api`` envelope and ``socket_acks`` records the client's acks.
+
+``signed_headers`` computes a real ``v0=`` signature (HMAC-SHA256 over ``v0:{ts}:{body}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import WSMsgType, web
+
+__all__ = ["BOT_ID", "BOT_USER_ID", "FakeSlack", "SlackCall", "signed_headers"]
+
+BOT_USER_ID = "U07BOT1234"
+BOT_ID = "B07BOT1234"
+TEAM_ID = "T0001ACME"
+
+
+def signed_headers(
+    signing_secret: str, body: str | bytes, *, timestamp: int | None = None, retry_num: int | None = None
+) -> dict[str, str]:
+    """Headers Slack would send with ``body``: timestamp and ``v0=`` HMAC-SHA256 signature."""
+    raw = body.encode() if isinstance(body, str) else body
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(signing_secret.encode(), b"v0:" + ts.encode() + b":" + raw, hashlib.sha256).hexdigest()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": f"v0={digest}",
+    }
+    if retry_num is not None:
+        headers["X-Slack-Retry-Num"] = str(retry_num)
+        headers["X-Slack-Retry-Reason"] = "http_timeout"
+    return headers
+
+
+@dataclass
+class SlackCall:
+    method: str
+    params: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class _Failure:
+    error: str
+    status: int
+    times: int
+    retry_after: int
+    after: int = 0
+
+
+@dataclass
+class FakeSlack:
+    """Run with ``async with FakeSlack() as slack:``; ``slack.base_url`` ends with ``/``."""
+
+    calls: list[SlackCall] = field(default_factory=list)
+    socket_acks: list[dict[str, Any]] = field(default_factory=list)
+    _failures: dict[str, _Failure] = field(default_factory=dict)
+    _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _runner: web.AppRunner | None = None
+    _port: int = 0
+    _sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    _socket_connected: asyncio.Event = field(default_factory=asyncio.Event)
+    _ack_arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}/api/"
+
+    async def __aenter__(self) -> FakeSlack:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/socket", self._socket)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # control
+
+    def fail(
+        self,
+        method: str,
+        error: str,
+        *,
+        times: int = 1,
+        status: int | None = None,
+        retry_after: int = 1,
+        after: int = 0,
+    ) -> None:
+        """Make ``times`` calls of ``method`` fail with Slack error ``error``, after ``after`` succeed."""
+        if status is None:
+            status = 429 if error == "ratelimited" else 200
+        self._failures[method] = _Failure(
+            error=error, status=status, times=times, retry_after=retry_after, after=after
+        )
+
+    def calls_to(self, method: str) -> list[SlackCall]:
+        return [c for c in self.calls if c.method == method]
+
+    @property
+    def posted(self) -> list[dict[str, Any]]:
+        """Params of every chat.postMessage, in order."""
+        return [c.params for c in self.calls_to("chat.postMessage")]
+
+    async def wait_socket_connected(self, within: float = 5.0) -> None:
+        await asyncio.wait_for(self._socket_connected.wait(), within)
+
+    async def send_socket_event(self, payload: dict[str, Any], *, retry_attempt: int = 0) -> str:
+        """Push an ``events_api`` envelope to the connected Socket Mode client; returns its envelope_id."""
+        envelope_id = str(uuid.uuid4())
+        message = {
+            "envelope_id": envelope_id,
+            "payload": payload,
+            "type": "events_api",
+            "accepts_response_payload": False,
+            "retry_attempt": retry_attempt,
+            "retry_reason": "" if retry_attempt == 0 else "timeout",
+        }
+        await self._sockets[-1].send_str(json.dumps(message))
+        return envelope_id
+
+    async def wait_ack(self, envelope_id: str, within: float = 5.0) -> dict[str, Any]:
+        async def arrived() -> dict[str, Any]:
+            while True:
+                for ack in self.socket_acks:
+                    if ack.get("envelope_id") == envelope_id:
+                        return ack
+                self._ack_arrived.clear()
+                await self._ack_arrived.wait()
+
+        return await asyncio.wait_for(arrived(), within)
+
+    # handlers
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        raw = await request.read()
+        if request.content_type == "application/json" and raw:
+            params: dict[str, Any] = json.loads(raw)
+        else:
+            params = dict(parse_qsl(raw.decode()))
+        params.update(request.query)
+        self.calls.append(SlackCall(method=method, params=params, headers=dict(request.headers)))
+
+        failure = self._failures.get(method)
+        if failure is not None and failure.after > 0:
+            failure.after -= 1
+        elif failure is not None and failure.times > 0:
+            failure.times -= 1
+            headers = {"Retry-After": str(failure.retry_after)} if failure.status == 429 else {}
+            return web.json_response(
+                {"ok": False, "error": failure.error}, status=failure.status, headers=headers
+            )
+
+        if method == "auth.test":
+            return web.json_response(
+                {
+                    "ok": True,
+                    "url": "https://acme.slack.com/",
+                    "team": "Acme",
+                    "user": "helper",
+                    "team_id": TEAM_ID,
+                    "user_id": BOT_USER_ID,
+                    "bot_id": BOT_ID,
+                    "is_enterprise_install": False,
+                }
+            )
+        if method == "chat.postMessage":
+            ts = f"1731500000.{next(self._ts):06d}"
+            message = {"type": "message", "text": params.get("text", ""), "user": BOT_USER_ID, "ts": ts}
+            if params.get("thread_ts"):
+                message["thread_ts"] = params["thread_ts"]
+            return web.json_response(
+                {"ok": True, "channel": params.get("channel"), "ts": ts, "message": message}
+            )
+        if method == "chat.update":
+            return web.json_response(
+                {
+                    "ok": True,
+                    "channel": params.get("channel"),
+                    "ts": params.get("ts"),
+                    "text": params.get("text"),
+                }
+            )
+        if method == "apps.connections.open":
+            return web.json_response({"ok": True, "url": f"ws://127.0.0.1:{self._port}/socket"})
+        return web.json_response({"ok": True})
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_str(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "num_connections": 1,
+                    "debug_info": {"host": "fake", "approximate_connection_time": 18060},
+                    "connection_info": {"app_id": "A0APPID123"},
+                }
+            )
+        )
+        self._socket_connected.set()
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                self.socket_acks.append(json.loads(msg.data))
+                self._ack_arrived.set()
+        self._sockets.remove(ws)
+        return ws
