@@ -93,7 +93,12 @@ def test_numeric_ids_accept_numbers_and_strings() -> None:
     assert WeComChannelConfig.model_validate({**base, "agent_id": "1000002"}).agent_id == "1000002"
 
 
-def test_a_channel_not_shipped_yet_is_reported_not_ignored() -> None:
+def test_a_channel_not_shipped_is_reported_not_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build without one adapter (a trimmed distribution, a plugin not installed) says so at load."""
+    import botframework.channel
+
+    shipped = {k: v for k, v in botframework.channel.CHANNEL_ADAPTERS.items() if k in ("websocket", "slack", "discord")}
+    monkeypatch.setattr(botframework.channel, "CHANNEL_ADAPTERS", shipped)
     text = MINIMAL + """      wecom:
         corp_id: ww1
         agent_id: 1000002

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from markdown_it import MarkdownIt
 from botframework.channel import EventRef, Outbound
 from botframework.config.schema import SlackChannelConfig
 from botframework.errors import DeliveryError, StorageError
+from botframework.testing import wait_until
 from botframework.turn import Reply
 from channels.slack import SlackAdapter
 from tests.fakes.runtime import RecordingRuntime
@@ -355,6 +356,13 @@ async def test_unreachable_api_is_a_retryable_delivery_error(runtime: RecordingR
 # live updates
 
 
+def _updated(slack: FakeSlack) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return bool(slack.calls_to("chat.update"))
+
+    return check
+
+
 async def test_live_updates_post_one_placeholder_throttle_edits_and_finalize(
     slack: FakeSlack, runtime: RecordingRuntime
 ) -> None:
@@ -372,7 +380,8 @@ async def test_live_updates_post_one_placeholder_throttle_edits_and_finalize(
         for piece in ["lo", ", ", "wor", "ld"]:
             await sink.delta(piece)
         assert slack.calls_to("chat.update") == []  # throttled: nothing before the interval
-        await asyncio.sleep(0.35)
+        await wait_until(_updated(slack), what="the throttled chat.update")
+        await asyncio.sleep(0.25)  # a second interval passes: no further edit without new text
         updates = slack.calls_to("chat.update")
         assert len(updates) == 1 and updates[0].params["text"].startswith("Hello, world")
 
@@ -393,7 +402,7 @@ async def test_live_reset_shows_the_restarted_answer(slack: FakeSlack, runtime: 
         await sink.delta("First attempt")
         await sink.reset()
         await sink.delta("Second")
-        await asyncio.sleep(0.3)
+        await wait_until(_updated(slack), what="the throttled chat.update")
         [update] = slack.calls_to("chat.update")
         assert update.params["text"].startswith("Second") and "First" not in update.params["text"]
 
