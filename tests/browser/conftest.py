@@ -12,9 +12,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 from webchat_backend import ChatSite, FakeChatServer
 from webchat_page import CHROMIUM, CHROMIUM_ARGS, OpenChat, PageProbe
+
+
+# Generous waits: a loaded 2-core CI machine can be slow; a waiting check only takes longer when it fails.
+WAIT_MS = 15_000
+expect.set_options(timeout=WAIT_MS)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -49,7 +54,7 @@ async def chat_site(fake_server: FakeChatServer) -> ChatSite:
 @pytest_asyncio.fixture(loop_scope="module")
 async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
     ctx = await browser.new_context(viewport={"width": 900, "height": 720})
-    ctx.set_default_timeout(5_000)
+    ctx.set_default_timeout(WAIT_MS)
     try:
         yield ctx
     finally:

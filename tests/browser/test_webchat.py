@@ -45,7 +45,7 @@ async def expect_transcript(page: Page, expected: list[tuple[str, str]]) -> None
         await page.wait_for_function(
             f"expected => JSON.stringify(({TRANSCRIPT_JS})"
             "([...document.querySelectorAll('#log article.msg')])) === JSON.stringify(expected)",
-            arg=expected, timeout=5_000)
+            arg=expected, timeout=15_000)
     assert await transcript(page) == expected
 
 
