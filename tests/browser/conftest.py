@@ -16,7 +16,6 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from webchat_backend import ChatSite, FakeChatServer
 from webchat_page import CHROMIUM, CHROMIUM_ARGS, OpenChat, PageProbe
 
-
 # Generous waits: a loaded 2-core CI machine can be slow; a waiting check only takes longer when it fails.
 WAIT_MS = 15_000
 expect.set_options(timeout=WAIT_MS)
