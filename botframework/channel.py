@@ -42,6 +42,9 @@ CHANNEL_ADAPTERS: Mapping[str, str] = {
     "websocket": "channels.websocket:WebSocketAdapter",
     "slack": "channels.slack:SlackAdapter",
     "discord": "channels.discord:DiscordAdapter",
+    "feishu": "channels.feishu:FeishuAdapter",
+    "wecom": "channels.wecom:WeComAdapter",
+    "wechat": "channels.wechat:WeChatAdapter",
 }
 """Channel name -> adapter class import path. A configurable channel missing here is not shipped yet."""
 

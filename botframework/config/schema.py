@@ -243,6 +243,15 @@ class FeishuChannelConfig(_Strict):
     mode: Literal["webhook", "websocket"] = "webhook"
     """``webhook``: POST /t/{tenant}/feishu/events; ``websocket``: long connection."""
 
+    @model_validator(mode="after")
+    def _webhook_is_verifiable(self) -> FeishuChannelConfig:
+        if self.mode == "webhook" and self.encrypt_key is None and self.verification_token is None:
+            raise ValueError(
+                "webhook mode needs encrypt_key or verification_token (or both); "
+                "without them anyone could post events"
+            )
+        return self
+
 
 class WeComChannelConfig(_Strict):
     corp_id: StrId
@@ -258,6 +267,24 @@ class WeComChannelConfig(_Strict):
     api_base_url: HttpUrl = "https://qyapi.weixin.qq.com"
     """API base."""
 
+    @staticmethod
+    def check_aes_key(key: SecretStr | None) -> None:
+        """An EncodingAESKey is 43 base64 characters (a 32-byte AES key without its ``=``)."""
+        import base64
+        import binascii
+
+        if key is None:
+            return
+        try:
+            base64.b64decode(key.get_secret_value() + "=", validate=True)
+        except binascii.Error:
+            raise ValueError("encoding_aes_key must be 43 base64 characters (A-Z, a-z, 0-9, +, /)") from None
+
+    @model_validator(mode="after")
+    def _aes_key_is_base64(self) -> WeComChannelConfig:
+        self.check_aes_key(self.encoding_aes_key)
+        return self
+
 
 class WeChatChannelConfig(_Strict):
     app_id: StrId
@@ -271,6 +298,11 @@ class WeChatChannelConfig(_Strict):
     api_base_url: HttpUrl = "https://api.weixin.qq.com"
     """API base."""
 
+    @model_validator(mode="after")
+    def _aes_key_is_base64(self) -> WeChatChannelConfig:
+        WeComChannelConfig.check_aes_key(self.encoding_aes_key)
+        return self
+
 
 class ChannelsConfig(_Strict):
     """A key that is present turns the channel on (``websocket: {}`` is valid); absent is off."""
@@ -282,11 +314,11 @@ class ChannelsConfig(_Strict):
     discord: DiscordChannelConfig | None = None
     """Discord bot through the gateway (no route)."""
     feishu: FeishuChannelConfig | None = None
-    """Feishu/Lark events at ``POST /t/{tenant}/feishu/events`` (configurable; adapter not shipped yet)."""
+    """Feishu/Lark event subscription v2 at ``POST /t/{tenant}/feishu/events`` (or the long connection)."""
     wecom: WeComChannelConfig | None = None
-    """WeCom callback at ``/t/{tenant}/wecom/callback`` (configurable; adapter not shipped yet)."""
+    """WeCom self-built app callback at ``GET|POST /t/{tenant}/wecom/callback``."""
     wechat: WeChatChannelConfig | None = None
-    """WeChat Official Account at ``/t/{tenant}/wechat/callback`` (configurable; adapter not shipped yet)."""
+    """WeChat Official Account at ``GET|POST /t/{tenant}/wechat/callback`` (plaintext or safe mode)."""
 
     def enabled(self) -> dict[str, BaseModel]:
         """Channel name -> its config, for the channels that are on."""

@@ -1,0 +1,450 @@
+"""Feishu/Lark channel: event subscription v2 webhook (or the long connection) and lark-oapi replies.
+
+Inbound (webhook, ``POST /t/{tenant}/feishu/events``): the signature (``X-Lark-Signature``, when an
+encrypt_key is set) and the verification token are checked first, failing closed with 401 and no
+side effect; see :mod:`.crypto` for why we do not use lark-oapi's dispatcher. ``url_verification``
+is answered with its challenge. Message events become Turns (:mod:`.events`) and ``runtime.ingest``
+(which persists and dedupes on ``header.event_id``) completes before the 200; the model runs later.
+Unknown event types are acknowledged and ignored.
+
+Inbound (``mode: websocket``): lark-oapi's ``ws.Client`` cannot run inside a running loop (1.7.5
+keeps one module-level loop), so every Feishu long connection of the process shares one thread with
+its own loop, and events are handed to the server's loop with ``run_coroutine_threadsafe`` into the
+same path as the webhook. The client is driven through its ``_connect``/``_ping_loop``/``_disconnect``
+coroutines because its public ``start()`` blocks forever, cannot be stopped and owns the loop.
+
+Outbound: each reply chunk is an interactive card (:mod:`.render`) sent with ``areply`` to the user's
+message (in its thread when it had one; ``acreate`` in the chat when there is no message to answer
+or it was recalled). Every chunk carries a ``uuid`` derived from the turn id and chunk index, so a
+retried delivery is deduplicated by Feishu as well. The tenant access token is fetched by the SDK,
+but synchronously (``requests``), so we warm its cache in a thread before each delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any, ClassVar
+
+import httpx
+import lark_oapi as lark
+from aiohttp import web
+from lark_oapi.api.im.v1 import (
+    CreateMessageRequest,
+    CreateMessageRequestBody,
+    ReplyMessageRequest,
+    ReplyMessageRequestBody,
+)
+from lark_oapi.core.enum import AccessTokenType, HttpMethod
+from lark_oapi.core.exception import ObtainAccessTokenException
+from lark_oapi.core.model import BaseRequest
+from lark_oapi.core.token import TokenManager
+from pydantic import BaseModel
+
+from botframework.channel import ChannelAdapter, ChannelRuntime, Outbound, Route
+from botframework.config.schema import FeishuChannelConfig
+from botframework.errors import DeliveryError, PayloadError, SignatureError
+from channels.feishu.crypto import decrypt, token_matches, verify_signature
+from channels.feishu.events import CHANNEL, MESSAGE_RECEIVE, event_type, parse_event
+from channels.feishu.render import render_reply
+
+__all__ = ["FeishuAdapter", "delivery_uuid"]
+
+log = logging.getLogger(__name__)
+
+_TIMEOUT_S = 20.0
+_IDENTIFY_TIMEOUT_S = 10.0
+_LATE_IDENTIFY_TIMEOUT_S = 1.5
+_WS_INGEST_TIMEOUT_S = 30.0
+_RATE_LIMITED = frozenset({99991400, 230020})
+"""Request frequency limit (app-wide / per chat)."""
+_TOKEN_INVALID = frozenset({99991661, 99991663, 99991664, 99991668, 99991677})
+"""Access token missing, invalid or expired: drop the cached token, a retry fetches a new one."""
+_BAD_APP_CREDENTIALS = frozenset({10003, 10014})
+"""tenant_access_token refused for a wrong app_id / app_secret: retrying cannot help."""
+_MESSAGE_RECALLED = 230011
+
+
+def delivery_uuid(tenant: str, turn_id: str, index: int) -> str:
+    """The ``uuid`` of chunk ``index`` of a turn's reply: stable across retries, at most 50 chars."""
+    digest = hashlib.sha256(f"{tenant}\x00{turn_id}".encode()).hexdigest()[:40]
+    return f"{digest}-{index}"
+
+
+class _WsLoop:
+    """The one thread and event loop every Feishu long connection of this process runs on."""
+
+    _instance: ClassVar[_WsLoop | None] = None
+    _guard: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="feishu-ws", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    @classmethod
+    def get(cls) -> _WsLoop:
+        with cls._guard:
+            if cls._instance is None:
+                cls._instance = cls()
+                # lark-oapi 1.7.5 schedules its tasks on this module-level loop.
+                lark.ws.client.loop = cls._instance.loop
+            return cls._instance
+
+
+class _EventBridge(lark.EventDispatcherHandler):  # type: ignore[misc]
+    """Receives long-connection events on the ws thread and runs our ingest path on the server loop.
+
+    The ws client answers the frame only after this returns, so ingest completes before Feishu is
+    acknowledged, as with the webhook; an exception makes it answer 500 and Feishu redelivers.
+    """
+
+    def __init__(self, adapter: FeishuAdapter, server_loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._adapter = adapter
+        self._server_loop = server_loop
+
+    def _do_without_validation(self, payload: bytes) -> Any:
+        try:
+            event = json.loads(payload)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            log.warning("feishu tenant %s: ignoring a non-JSON long-connection event", self._adapter.tenant)
+            return None
+        if not isinstance(event, dict):
+            return None
+        future = asyncio.run_coroutine_threadsafe(self._adapter.handle_event(event), self._server_loop)
+        try:
+            future.result(timeout=_WS_INGEST_TIMEOUT_S)
+        except PayloadError as exc:
+            log.warning("feishu tenant %s: ignoring malformed event: %s", self._adapter.tenant, exc)
+        return None
+
+
+class FeishuAdapter(ChannelAdapter):
+    """One Feishu/Lark self-built app of one tenant."""
+
+    name = CHANNEL
+
+    def __init__(self, *, tenant: str, config: BaseModel, runtime: ChannelRuntime) -> None:
+        if not isinstance(config, FeishuChannelConfig):
+            raise TypeError(f"FeishuAdapter needs a FeishuChannelConfig, got {type(config).__name__}")
+        super().__init__(tenant=tenant, config=config, runtime=runtime)
+        self.settings = config
+        self.domain = config.domain.rstrip("/")
+        self._app_secret = config.app_secret.get_secret_value()
+        self._encrypt_key = config.encrypt_key.get_secret_value() if config.encrypt_key else None
+        self._token = config.verification_token.get_secret_value() if config.verification_token else None
+        self.client: Any = (
+            lark.Client.builder()
+            .app_id(config.app_id)
+            .app_secret(self._app_secret)
+            .domain(self.domain)
+            .timeout(_TIMEOUT_S)
+            .log_level(lark.LogLevel.WARNING)
+            .build()
+        )
+        self.bot_open_id: str | None = None
+        self._ws_client: Any = None
+        self._ws_task: asyncio.Task[None] | None = None
+        self._ws_future: Future[None] | None = None
+
+    # lifecycle
+
+    def routes(self) -> Sequence[Route]:
+        if self.settings.mode != "webhook":
+            return ()
+        return (Route(method="POST", path="feishu/events", handler=self.handle_request),)
+
+    async def start(self) -> None:
+        await self._identify(_IDENTIFY_TIMEOUT_S)
+        if self.settings.mode == "websocket":
+            runner = _WsLoop.get()
+            bridge = _EventBridge(self, asyncio.get_running_loop())
+            self._ws_future = asyncio.run_coroutine_threadsafe(self._ws_main(bridge), runner.loop)
+
+    async def stop(self) -> None:
+        if self._ws_future is None:
+            return
+        runner = _WsLoop.get()
+        done = asyncio.run_coroutine_threadsafe(self._ws_shutdown(), runner.loop)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(done), _TIMEOUT_S)
+        except TimeoutError:
+            log.warning("feishu tenant %s: long connection did not close within %ss", self.tenant, _TIMEOUT_S)
+        self._ws_future = None
+
+    async def _ws_main(self, bridge: _EventBridge) -> None:
+        """Runs on the ws loop: connect, keep pinging, reconnect (the SDK's own logic) until stopped."""
+        self._ws_task = asyncio.current_task()
+        client = lark.ws.Client(
+            self.settings.app_id,
+            self._app_secret,
+            event_handler=bridge,
+            domain=self.domain,
+            log_level=lark.LogLevel.WARNING,
+        )
+        self._ws_client = client
+        try:
+            await client._connect()
+        except lark.ws.exception.ClientException as exc:
+            log.error("feishu tenant %s: long connection refused (check app_id/app_secret): %s", self.tenant, exc)
+            return
+        except Exception as exc:
+            log.warning("feishu tenant %s: long connection failed, reconnecting: %s", self.tenant, exc)
+            await client._disconnect()
+            await client._reconnect()
+        ping = asyncio.create_task(client._ping_loop())
+        try:
+            await asyncio.Event().wait()
+        finally:
+            ping.cancel()
+            client._auto_reconnect = False
+            await client._disconnect()
+
+    async def _ws_shutdown(self) -> None:
+        task = self._ws_task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _warm_token(self) -> None:
+        """Have the SDK's token cache hold a tenant access token, fetching it off the loop if needed."""
+        await asyncio.to_thread(TokenManager.get_self_tenant_token, self.client.config)
+
+    def _forget_token(self) -> None:
+        TokenManager.cache.set(f"self_tenant_token:{self.settings.app_id}", "", 0)
+
+    async def _identify(self, timeout: float) -> None:
+        """Learn the bot's open_id (``/open-apis/bot/v3/info``) to tell mentions of the bot apart."""
+        try:
+            await asyncio.wait_for(self._fetch_identity(), timeout)
+        except (
+            TimeoutError,
+            ObtainAccessTokenException,
+            OSError,
+            httpx.HTTPError,
+            ValueError,
+            KeyError,
+            TypeError,
+        ) as exc:
+            log.warning("feishu tenant %s: bot info unavailable for now (%s: %s)", self.tenant, type(exc).__name__, exc)
+
+    async def _fetch_identity(self) -> None:
+        await self._warm_token()
+        request = BaseRequest()
+        request.http_method = HttpMethod.GET
+        request.uri = "/open-apis/bot/v3/info"
+        request.token_types = {AccessTokenType.TENANT}
+        response = await self.client.arequest(request)
+        body = json.loads(response.raw.content)
+        open_id = (body.get("bot") or {}).get("open_id") if body.get("code") == 0 else None
+        if not open_id:
+            raise ValueError(f"bot/v3/info answered code {body.get('code')}: {body.get('msg')}")
+        self.bot_open_id = str(open_id)
+        log.info("feishu tenant %s: bot open_id %s", self.tenant, self.bot_open_id)
+
+    # inbound
+
+    async def handle_request(self, request: web.Request) -> web.StreamResponse:
+        """``POST /t/{tenant}/feishu/events``: verify, answer the challenge, or ingest then ack."""
+        body = await request.read()
+        try:
+            payload = self.open_payload(request.headers, body)
+        except SignatureError as exc:
+            log.warning("feishu tenant %s: rejected event request: %s", self.tenant, exc)
+            return web.json_response({"msg": "invalid signature or token"}, status=401)
+        if payload.get("type") == "url_verification":
+            return web.json_response({"challenge": payload.get("challenge")})
+        try:
+            await self.handle_event(payload)
+        except PayloadError as exc:
+            log.warning("feishu tenant %s: malformed event: %s", self.tenant, exc)
+            return web.json_response({"msg": str(exc)}, status=400)
+        except Exception:
+            log.exception("feishu tenant %s: ingest failed; Feishu will redeliver", self.tenant)
+            return web.json_response({"msg": "temporarily unavailable"}, status=500)
+        return web.json_response({"msg": "success"})
+
+    def open_payload(self, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+        """The verified (and decrypted) payload of a webhook request; SignatureError otherwise.
+
+        With an encrypt_key, every event must be encrypted and carry a valid signature; only
+        ``url_verification`` (which Feishu does not sign, and which has no side effect) may come
+        unsigned, and it must still decrypt with our key. With a verification token, the payload's
+        token (``header.token`` in v2, ``token`` otherwise) must match.
+        """
+        outer = _json_object(body)
+        if self._encrypt_key is not None:
+            encrypted = outer.get("encrypt")
+            if not isinstance(encrypted, str):
+                raise SignatureError("feishu request is not encrypted although encrypt_key is set")
+            received = headers.get("X-Lark-Signature")
+            signed = received is not None and verify_signature(
+                timestamp=headers.get("X-Lark-Request-Timestamp", ""),
+                nonce=headers.get("X-Lark-Request-Nonce", ""),
+                encrypt_key=self._encrypt_key,
+                body=body,
+                received=received,
+            )
+            if received is not None and not signed:
+                raise SignatureError("feishu X-Lark-Signature does not match the body")
+            payload = _json_object(decrypt(self._encrypt_key, encrypted))
+            if not signed and payload.get("type") != "url_verification":
+                raise SignatureError(f"unsigned feishu event (type {event_type(payload) or payload.get('type')!r})")
+        else:
+            if "encrypt" in outer:
+                raise SignatureError("feishu request is encrypted but no encrypt_key is configured")
+            payload = outer
+        if self._token is not None:
+            header = payload.get("header")
+            token = header.get("token") if isinstance(header, Mapping) else payload.get("token")
+            if not token_matches(self._token, token):
+                raise SignatureError("feishu verification token does not match")
+        return payload
+
+    async def handle_event(self, payload: Mapping[str, Any]) -> None:
+        """A verified event (webhook or long connection): ingest the turn it asks for, if any."""
+        kind = event_type(payload)
+        if kind != MESSAGE_RECEIVE:
+            log.debug("feishu tenant %s: ignoring event type %r", self.tenant, kind or payload.get("type"))
+            return
+        if self.bot_open_id is None and _is_group_message(payload):
+            await self._identify(_LATE_IDENTIFY_TIMEOUT_S)
+        turn = parse_event(payload, tenant=self.tenant, bot_open_id=self.bot_open_id)
+        if turn is not None:
+            await self.runtime.ingest(turn)
+
+    # outbound
+
+    async def deliver(self, outbound: Outbound) -> None:
+        target = outbound.primary.reply_target
+        message_id = str(target.get("message_id") or "")
+        chat_id = str(target.get("chat_id") or "")
+        if not (message_id or chat_id):
+            raise DeliveryError(
+                f"feishu reply for turn {outbound.turn_id} has no message_id or chat_id in {dict(target)}",
+                retryable=False,
+            )
+        in_thread = bool(target.get("reply_in_thread"))
+        chunks = render_reply(outbound.reply.text)
+        try:
+            await self._warm_token()
+        except (ObtainAccessTokenException, OSError, ValueError) as exc:
+            raise _token_error(exc, delivered_parts=outbound.resume_from) from exc
+        for index, content in enumerate(chunks):
+            if index < outbound.resume_from:
+                continue  # an earlier attempt sent it
+            uuid = delivery_uuid(self.tenant, outbound.turn_id, index)
+            where = f"message {message_id}" if message_id else f"chat {chat_id}"
+            note = f" (chunk {index + 1}/{len(chunks)}; {index} already sent)" if len(chunks) > 1 else ""
+            try:
+                if message_id:
+                    try:
+                        await self._reply(message_id, content, uuid=uuid, in_thread=in_thread)
+                        continue
+                    except _ApiError as exc:
+                        if exc.code != _MESSAGE_RECALLED or not chat_id:
+                            raise
+                        log.info("feishu message %s was recalled; sending the reply to chat %s", message_id, chat_id)
+                        where = f"chat {chat_id}"
+                await self._create(chat_id, content, uuid=uuid)
+            except _ApiError as exc:
+                if exc.code in _TOKEN_INVALID:
+                    self._forget_token()
+                raise DeliveryError(
+                    f"feishu {exc.method} to {where} failed: {exc}{note}",
+                    retryable=exc.retryable,
+                    delivered_parts=index,
+                ) from exc
+            except (
+                httpx.HTTPError,
+                json.JSONDecodeError,
+                ObtainAccessTokenException,
+                OSError,
+            ) as exc:
+                raise DeliveryError(
+                    f"feishu reply to {where} failed: {type(exc).__name__}: {exc}{note}",
+                    retryable=True,
+                    delivered_parts=index,
+                ) from exc
+
+    async def _reply(self, message_id: str, content: str, *, uuid: str, in_thread: bool) -> None:
+        body = (
+            ReplyMessageRequestBody.builder()
+            .content(content)
+            .msg_type("interactive")
+            .reply_in_thread(in_thread)
+            .uuid(uuid)
+            .build()
+        )
+        request = ReplyMessageRequest.builder().message_id(message_id).request_body(body).build()
+        _check("im.message.reply", await self.client.im.v1.message.areply(request))
+
+    async def _create(self, chat_id: str, content: str, *, uuid: str) -> None:
+        body = (
+            CreateMessageRequestBody.builder()
+            .receive_id(chat_id)
+            .msg_type("interactive")
+            .content(content)
+            .uuid(uuid)
+            .build()
+        )
+        request = CreateMessageRequest.builder().receive_id_type("chat_id").request_body(body).build()
+        _check("im.message.create", await self.client.im.v1.message.acreate(request))
+
+
+class _ApiError(Exception):
+    """A Feishu API answer with ``code != 0`` or an HTTP error status."""
+
+    def __init__(self, method: str, *, code: int | None, msg: str, status: int) -> None:
+        super().__init__(f"code {code} {msg!r} (HTTP {status})")
+        self.method = method
+        self.code = code
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        return self.status == 429 or self.status >= 500 or self.code in _RATE_LIMITED or self.code in _TOKEN_INVALID
+
+
+def _check(method: str, response: Any) -> None:
+    status = int(getattr(response.raw, "status_code", 0) or 0)
+    code = response.code
+    if code == 0 and status < 400:
+        return
+    raise _ApiError(method, code=code, msg=str(response.msg or ""), status=status)
+
+
+def _token_error(exc: Exception, *, delivered_parts: int) -> DeliveryError:
+    code = getattr(exc, "code", None)
+    return DeliveryError(
+        f"feishu tenant_access_token request failed: {type(exc).__name__}: {exc}",
+        retryable=code not in _BAD_APP_CREDENTIALS,
+        delivered_parts=delivered_parts,
+    )
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object from an unverified body; anything else cannot be from Feishu (SignatureError)."""
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SignatureError(f"feishu request body is not JSON ({len(raw)} bytes)") from exc
+    if not isinstance(value, dict):
+        raise SignatureError(f"feishu request body is JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _is_group_message(payload: Mapping[str, Any]) -> bool:
+    event = payload.get("event")
+    message = event.get("message") if isinstance(event, Mapping) else None
+    return isinstance(message, Mapping) and message.get("chat_type") != "p2p"

@@ -1,0 +1,79 @@
+"""Reply text -> Feishu interactive cards (JSON 2.0) with one ``markdown`` element each.
+
+Why a card and not ``text``/``post``: a text message shows Markdown as raw asterisks, and a post
+needs the reply translated into Feishu's element tree; the card ``markdown`` element renders the
+model's Markdown (headings, lists, links, fenced code with highlighting, tables) nearly as written.
+The cost is the smaller size limit (30 KB per card instead of 150 KB), which the shared chunker
+handles. Two things are changed on the way: ``<at ...>`` tags are neutralised so model output
+cannot mention or broadcast (``<at id=all>``), and images become links (card images need an
+uploaded ``image_key``, a URL would fail the whole card).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from botframework.render import render_chunks_for
+
+__all__ = ["EMPTY_REPLY", "card", "card_markdown", "render_reply", "to_feishu_markdown"]
+
+EMPTY_REPLY = "(empty reply)"
+_FENCE = re.compile(r"^[ \t>]*(`{3,}|~{3,})")
+_AT_TAG = re.compile(r"<(?=\s*/?\s*at\b)", re.IGNORECASE)
+_IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+
+
+def _outside_code(line: str) -> str:
+    line = _AT_TAG.sub("&#60;", line)
+    return _IMAGE.sub(lambda m: f"[{m.group(1) or m.group(2)}]({m.group(2)})", line)
+
+
+def to_feishu_markdown(markdown: str) -> str:
+    """Markdown as the card ``markdown`` element shows it; fenced code is left untouched."""
+    out: list[str] = []
+    fence: str | None = None
+    for line in markdown.split("\n"):
+        match = _FENCE.match(line)
+        if fence is None:
+            if match:
+                fence = match.group(1)
+                out.append(line)
+            else:
+                out.append(_outside_code(line))
+        else:
+            out.append(line)
+            if match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence):
+                fence = None
+    return "\n".join(out)
+
+
+def card(markdown: str) -> dict[str, Any]:
+    """A JSON 2.0 card holding ``markdown`` (already in Feishu's dialect)."""
+    return {"schema": "2.0", "body": {"elements": [{"tag": "markdown", "content": markdown}]}}
+
+
+def card_markdown(content: str) -> str:
+    """The markdown text of a card built by :func:`card` (tests and fakes read replies with it)."""
+    parsed = json.loads(content)
+    return "".join(
+        str(el.get("content", "")) for el in parsed.get("body", {}).get("elements", []) if el.get("tag") == "markdown"
+    )
+
+
+def _request_body(markdown: str) -> str:
+    """The reply request body one chunk becomes: Feishu's 30 KB card limit counts the request body.
+
+    ``ensure_ascii`` is the worst case (``\\uXXXX`` for every non-ASCII character), so a chunk that
+    fits here fits however the SDK serialises it; the uuid is at its longest.
+    """
+    content = json.dumps(card(to_feishu_markdown(markdown)), ensure_ascii=False)
+    return json.dumps({"content": content, "msg_type": "interactive", "reply_in_thread": False, "uuid": "u" * 50})
+
+
+def render_reply(markdown: str) -> list[str]:
+    """The card contents (JSON strings) one reply becomes, in order; never empty."""
+    bodies = render_chunks_for("feishu_card", markdown, _request_body)
+    contents = [str(json.loads(body)["content"]) for body in bodies]
+    return contents or [json.dumps(card(EMPTY_REPLY), ensure_ascii=False)]

@@ -1,0 +1,96 @@
+"""WeChat Official Account (公众号) channel: ``GET|POST /t/{tenant}/wechat/callback``.
+
+Two modes, chosen by the config: without ``encoding_aes_key`` plaintext mode (``signature`` over
+token, timestamp, nonce; the XML body in clear), with it safe mode (``encrypt_type=aes``: the
+WXBizMsgCrypt scheme of :mod:`channels.wecom.crypto`, ``msg_signature``, receiveid = AppID).
+URL verification GETs use the plain ``signature`` in both modes and echo ``echostr``.
+
+In safe mode a POST that is not encrypted is refused (401): the plain signature does not cover the
+body, so accepting it would let a replayed signature carry any message. Plaintext mode cannot do
+better than that (a vendor limitation): prefer safe mode.
+
+Messages are acknowledged with ``success`` once ingested; the reply goes later through the
+customer-service API (:mod:`.api`), never passively, so a message is never answered twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel
+
+from botframework.channel import ChannelRuntime
+from botframework.config.schema import WeChatChannelConfig
+from botframework.errors import SignatureError
+from botframework.turn import Turn
+from channels.wechat.api import WeChatApi
+from channels.wechat.crypto import MsgCrypt, verify_plain_signature
+from channels.wechat.events import CHANNEL, parse_message
+from channels.wechat.render import render_reply
+from channels.wecom.adapter import CallbackAdapter, encrypted_field
+
+__all__ = ["WeChatAdapter"]
+
+
+class WeChatAdapter(CallbackAdapter):
+    """One Official Account of one tenant."""
+
+    name = CHANNEL
+    ack_body = "success"
+
+    def __init__(self, *, tenant: str, config: BaseModel, runtime: ChannelRuntime) -> None:
+        if not isinstance(config, WeChatChannelConfig):
+            raise TypeError(f"WeChatAdapter needs a WeChatChannelConfig, got {type(config).__name__}")
+        super().__init__(tenant=tenant, config=config, runtime=runtime)
+        self.settings = config
+        self._token = config.token.get_secret_value()
+        self.crypt: MsgCrypt | None = None
+        if config.encoding_aes_key is not None:
+            self.crypt = MsgCrypt(
+                token=self._token,
+                encoding_aes_key=config.encoding_aes_key.get_secret_value(),
+                receive_id=config.app_id,
+            )
+        self.api: WeChatApi = WeChatApi(
+            app_id=config.app_id, app_secret=config.app_secret.get_secret_value(), base_url=config.api_base_url
+        )
+
+    def _verify_plain(self, query: Mapping[str, str]) -> None:
+        verify_plain_signature(
+            token=self._token,
+            signature=query.get("signature", ""),
+            timestamp=query.get("timestamp", ""),
+            nonce=query.get("nonce", ""),
+        )
+
+    def verify_url(self, query: Mapping[str, str]) -> str:
+        self._verify_plain(query)
+        echo = query.get("echostr", "")
+        if not echo:
+            raise SignatureError("URL verification without echostr")
+        return echo
+
+    def open_message(self, query: Mapping[str, str], raw: bytes) -> bytes:
+        encrypted = query.get("encrypt_type", "raw") == "aes"
+        if self.crypt is None:
+            if encrypted:
+                raise SignatureError("encrypted message but no encoding_aes_key is configured (plaintext mode)")
+            self._verify_plain(query)
+            return raw
+        if not encrypted:
+            raise SignatureError("plaintext message refused in safe mode (encrypt_type is not aes)")
+        return self.crypt.open(
+            signature=query.get("msg_signature", ""),
+            timestamp=query.get("timestamp", ""),
+            nonce=query.get("nonce", ""),
+            encrypted=encrypted_field(raw),
+        )
+
+    def parse(self, fields: Mapping[str, str]) -> Turn | None:
+        return parse_message(fields, tenant=self.tenant)
+
+    def render(self, text: str) -> list[str]:
+        return render_reply(text)
+
+    async def send(self, touser: str, content: str) -> None:
+        await self.api.send_text(touser, content)

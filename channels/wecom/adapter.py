@@ -1,0 +1,202 @@
+"""WeCom (企业微信) self-built app channel: ``GET|POST /t/{tenant}/wecom/callback``.
+
+Inbound: every request is verified first (``msg_signature`` over token, timestamp, nonce and the
+ciphertext, then AES decryption and the receiveid = corp id check); any failure answers 401 with
+no side effect. GET is URL verification: the decrypted ``echostr`` is returned bare. POST carries an
+encrypted message: it becomes a Turn (:mod:`.events`), ``runtime.ingest`` stores and dedupes it, and
+only then an empty 200 acknowledges it (WeCom retries after 5 s). The reply is never passive: it
+goes later through ``message/send`` (:mod:`.api`), so a callback is never answered twice.
+
+Query strings are read raw: aiohttp decodes a literal ``+`` (frequent in base64 ``echostr``) as a
+space, which breaks both the signature and the decryption.
+
+:class:`CallbackAdapter` is the part WeChat Official Accounts share (``channels.wechat``).
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+from urllib.parse import unquote
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from botframework.channel import ChannelAdapter, ChannelRuntime, Outbound, Route
+from botframework.config.schema import WeComChannelConfig
+from botframework.errors import DeliveryError, PayloadError, SignatureError
+from botframework.turn import Turn
+from channels.wecom.api import TokenApi, WeComApi, send_chunks
+from channels.wecom.crypto import MsgCrypt
+from channels.wecom.events import CHANNEL, parse_message, parse_xml
+from channels.wecom.render import render_reply
+
+__all__ = ["CallbackAdapter", "WeComAdapter", "raw_query"]
+
+log = logging.getLogger(__name__)
+
+
+def raw_query(request: web.Request) -> dict[str, str]:
+    """Query parameters percent-decoded but with ``+`` kept as ``+`` (first value of each name)."""
+    params: dict[str, str] = {}
+    for pair in request.rel_url.raw_query_string.split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        params.setdefault(unquote(name), unquote(value))
+    return params
+
+
+def encrypted_field(raw: bytes) -> str:
+    """The ``Encrypt`` element of a callback body; SignatureError if there is none (unverifiable)."""
+    try:
+        outer = parse_xml(raw)
+    except PayloadError as exc:
+        raise SignatureError(f"unverifiable callback body: {exc}") from exc
+    encrypted = outer.get("Encrypt", "")
+    if not encrypted:
+        raise SignatureError("callback body has no Encrypt element")
+    return encrypted
+
+
+class CallbackAdapter(ChannelAdapter):
+    """A Tencent-style XML callback at ``{name}/callback``: verify, parse, ingest, ack; send later."""
+
+    ack_body: ClassVar[str] = ""
+    """What acknowledges a message without a passive reply."""
+
+    api: TokenApi
+
+    def routes(self) -> Sequence[Route]:
+        path = f"{self.name}/callback"
+        return (
+            Route(method="GET", path=path, handler=self.handle_verification),
+            Route(method="POST", path=path, handler=self.handle_message),
+        )
+
+    async def stop(self) -> None:
+        await self.api.close()
+
+    @abstractmethod
+    def verify_url(self, query: Mapping[str, str]) -> str:
+        """The body that answers a URL verification GET; SignatureError if it is not genuine."""
+
+    @abstractmethod
+    def open_message(self, query: Mapping[str, str], raw: bytes) -> bytes:
+        """The verified (and decrypted) message XML of a POST; SignatureError if not genuine."""
+
+    @abstractmethod
+    def parse(self, fields: Mapping[str, str]) -> Turn | None:
+        """The Turn a message asks for, or None."""
+
+    @abstractmethod
+    def render(self, text: str) -> list[str]:
+        """Reply text -> message contents, each within the vendor's limit."""
+
+    @abstractmethod
+    async def send(self, touser: str, content: str) -> None:
+        """Send one message; raises ApiError."""
+
+    def _reject(self, request: web.Request, exc: SignatureError) -> web.Response:
+        log.warning("%s tenant %s: rejected %s callback: %s", self.name, self.tenant, request.method, exc)
+        return web.Response(status=401, text="invalid signature")
+
+    async def handle_verification(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = self.verify_url(raw_query(request))
+        except SignatureError as exc:
+            return self._reject(request, exc)
+        return web.Response(text=body, content_type="text/plain")
+
+    async def handle_message(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            message = self.open_message(raw_query(request), raw)
+        except SignatureError as exc:
+            return self._reject(request, exc)
+        try:
+            turn = self.parse(parse_xml(message))
+        except PayloadError as exc:
+            log.warning("%s tenant %s: malformed message: %s", self.name, self.tenant, exc)
+            return web.Response(status=400, text="malformed message")
+        if turn is not None:
+            try:
+                await self.runtime.ingest(turn)
+            except Exception:
+                log.exception("%s tenant %s: ingest of %s failed", self.name, self.tenant, turn.event_id)
+                return web.Response(status=500, text="try again later")  # the vendor retries
+        return web.Response(text=self.ack_body, content_type="text/plain")
+
+    async def deliver(self, outbound: Outbound) -> None:
+        touser = str(outbound.primary.reply_target.get("touser") or "")
+        if not touser or "|" in touser or touser.startswith("@"):
+            # Only ever one user: a list ("a|b") or "@all" must not come from a reply target.
+            raise DeliveryError(
+                f"{self.name} reply for turn {outbound.turn_id} has no single touser: "
+                f"{dict(outbound.primary.reply_target)}",
+                retryable=False,
+            )
+
+        async def send(chunk: str) -> None:
+            await self.send(touser, chunk)
+
+        await send_chunks(
+            self.render(outbound.reply.text),
+            resume_from=outbound.resume_from,
+            send=send,
+            what=f"{self.name} reply to {touser} for turn {outbound.turn_id}",
+        )
+
+
+class WeComAdapter(CallbackAdapter):
+    """One WeCom self-built app (corp id + agent id) of one tenant."""
+
+    name = CHANNEL
+
+    def __init__(self, *, tenant: str, config: BaseModel, runtime: ChannelRuntime) -> None:
+        if not isinstance(config, WeComChannelConfig):
+            raise TypeError(f"WeComAdapter needs a WeComChannelConfig, got {type(config).__name__}")
+        super().__init__(tenant=tenant, config=config, runtime=runtime)
+        self.settings = config
+        self.crypt = MsgCrypt(
+            token=config.token.get_secret_value(),
+            encoding_aes_key=config.encoding_aes_key.get_secret_value(),
+            receive_id=config.corp_id,
+        )
+        self.api: WeComApi = WeComApi(
+            corp_id=config.corp_id,
+            secret=config.secret.get_secret_value(),
+            agent_id=config.agent_id,
+            base_url=config.api_base_url,
+        )
+
+    def verify_url(self, query: Mapping[str, str]) -> str:
+        echo = self.crypt.open(
+            signature=query.get("msg_signature", ""),
+            timestamp=query.get("timestamp", ""),
+            nonce=query.get("nonce", ""),
+            encrypted=query.get("echostr", ""),
+        )
+        try:
+            return echo.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SignatureError("decrypted echostr is not UTF-8") from exc
+
+    def open_message(self, query: Mapping[str, str], raw: bytes) -> bytes:
+        return self.crypt.open(
+            signature=query.get("msg_signature", ""),
+            timestamp=query.get("timestamp", ""),
+            nonce=query.get("nonce", ""),
+            encrypted=encrypted_field(raw),
+        )
+
+    def parse(self, fields: Mapping[str, str]) -> Turn | None:
+        return parse_message(fields, tenant=self.tenant)
+
+    def render(self, text: str) -> list[str]:
+        return render_reply(text)
+
+    async def send(self, touser: str, content: str) -> None:
+        await self.api.send_markdown(touser, content)
