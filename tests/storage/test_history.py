@@ -99,3 +99,24 @@ async def test_window_queries_use_the_conversation_offset_index(db: Database) ->
         plan = "\n".join(str(row[-1]) for row in await conn.execute(text(prefix + str(compiled))))
     assert "ix_messages_conversation_offset" in plan, plan
     assert "pk_messages" not in plan, plan
+
+
+async def test_turn_tail_query_is_a_closed_range_on_the_offset_index(db: Database) -> None:
+    """The tail read must not be planned from a table-wide ``offset >= x`` estimate (PostgreSQL then
+    picks a parallel bitmap scan for mid-table conversations): both bounds sit in the index scan."""
+    from sqlalchemy import text
+
+    from storage.history import _tail_query
+
+    cid = await _conversation(db)
+    await _turn(db, cid, "t1", "q1", "a1")
+    query = _tail_query(cid, 10)
+    async with db.read() as conn:
+        compiled = query.compile(conn.sync_connection, compile_kwargs={"literal_binds": True})  # type: ignore[union-attr]
+        prefix = "EXPLAIN QUERY PLAN " if db.dialect == "sqlite" else "EXPLAIN "
+        plan = "\n".join(str(row[-1]) for row in await conn.execute(text(prefix + str(compiled))))
+    assert "ix_messages_conversation_offset" in plan, plan
+    if db.dialect == "postgresql":
+        assert '"offset" <= ' in plan and "Parallel" not in plan, plan
+    else:
+        assert "offset>? AND offset<?" in plan.replace("=", ""), plan
