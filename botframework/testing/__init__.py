@@ -3,11 +3,19 @@
 See ``ConformanceSuite`` and ``ChannelHarness``; the README's "add a channel" checklist shows how.
 """
 
-from botframework.testing.harness import BotHarness, ChannelHarness, RecordedCase, wait_until
+from botframework.testing.harness import (
+    AdapterClient,
+    BotHarness,
+    ChannelHarness,
+    RecordedCase,
+    serve_adapter,
+    wait_until,
+)
 from botframework.testing.scripted_model import ScriptedModel, Step
 from botframework.testing.suite import ConformanceSuite, long_markdown_reply
 
 __all__ = [
+    "AdapterClient",
     "BotHarness",
     "ChannelHarness",
     "ConformanceSuite",
@@ -15,5 +23,6 @@ __all__ = [
     "ScriptedModel",
     "Step",
     "long_markdown_reply",
+    "serve_adapter",
     "wait_until",
 ]

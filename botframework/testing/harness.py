@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from aiohttp.test_utils import TestServer
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
+from botframework.channel import ChannelAdapter
 from botframework.config.schema import Config
 from botframework.messages import Message
 from botframework.runtime import Runtime
@@ -25,7 +28,7 @@ from botframework.turn import Turn
 from storage.conversations import append_messages, get_or_create_conversation
 from storage.tables import Delivery, InboundEvent, MessageRow, TurnRow
 
-__all__ = ["BotHarness", "ChannelHarness", "RecordedCase", "wait_until"]
+__all__ = ["AdapterClient", "BotHarness", "ChannelHarness", "RecordedCase", "serve_adapter", "wait_until"]
 
 TENANT = "conf"
 
@@ -37,6 +40,24 @@ async def wait_until(check: Callable[[], Awaitable[bool]], *, timeout: float = 1
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+AdapterClient = TestClient[web.Request, web.Application]
+
+
+@asynccontextmanager
+async def serve_adapter(adapter: ChannelAdapter) -> AsyncIterator[AdapterClient]:
+    """Mount one adapter's routes below ``/t/{tenant}/`` as the server does, started; for unit tests
+    that talk to an adapter over HTTP without the rest of the runtime."""
+    app = web.Application()
+    for route in adapter.routes():
+        app.router.add_route(route.method, f"/t/{{tenant}}/{route.path}", route.handler)
+    await adapter.start()
+    try:
+        async with TestClient(TestServer(app)) as client:
+            yield client
+    finally:
+        await adapter.stop()
 
 
 @dataclass(frozen=True, kw_only=True)

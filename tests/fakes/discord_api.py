@@ -28,6 +28,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.local import serve_local
+
 __all__ = ["APP_ID", "BOT_USER", "BOT_USER_ID", "DiscordRequest", "FakeDiscord", "GatewayConnection"]
 
 BOT_USER_ID = "1100000000000000042"
@@ -151,11 +153,7 @@ class FakeDiscord:
         app = web.Application()
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = self._runner.addresses[0][1]
+        self._runner, self._port = await serve_local(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

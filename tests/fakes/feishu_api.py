@@ -33,6 +33,8 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from lark_oapi.ws.pb.pbbp2_pb2 import Frame
 
+from tests.fakes.local import serve_local
+
 __all__ = ["BOT_OPEN_ID", "TENANT_TOKEN", "FakeFeishu", "FeishuCall", "encrypt", "signed_headers"]
 
 BOT_OPEN_ID = "ou_7d8a6e6df7621556ce0d21922b676706ccs"
@@ -115,11 +117,7 @@ class FakeFeishu:
         app.router.add_post("/open-apis/im/v1/messages", self._create)
         app.router.add_post("/callback/ws/endpoint", self._ws_endpoint)
         app.router.add_get("/ws", self._ws)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = self._runner.addresses[0][1]
+        self._runner, self._port = await serve_local(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -26,6 +26,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.local import serve_local
+
 __all__ = ["BOT_ID", "BOT_USER_ID", "FakeSlack", "SlackCall", "signed_headers"]
 
 BOT_USER_ID = "U07BOT1234"
@@ -89,11 +91,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = self._runner.addresses[0][1]
+        self._runner, self._port = await serve_local(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

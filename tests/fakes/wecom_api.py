@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from channels.wecom.crypto import MsgCrypt
+from tests.fakes.local import serve_local
 
 __all__ = ["ApiCall", "FakeTencentApi", "FakeWeCom", "encrypted_callback", "text_message"]
 
@@ -66,11 +67,7 @@ class FakeTencentApi:
         app = web.Application()
         app.router.add_get(self.token_path, self._token)
         app.router.add_post(self.send_path, self._send)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = self._runner.addresses[0][1]
+        self._runner, self._port = await serve_local(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -42,13 +42,6 @@ async def discord_api() -> AsyncIterator[FakeDiscord]:
         yield fake
 
 
-@pytest.fixture
-async def runtime() -> AsyncIterator[RecordingRuntime]:
-    rt = RecordingRuntime()
-    yield rt
-    await rt.aclose()
-
-
 @asynccontextmanager
 async def running(
     discord_api: FakeDiscord, runtime: RecordingRuntime, *, allowed: tuple[str, ...] = ()

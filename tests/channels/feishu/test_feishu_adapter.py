@@ -7,18 +7,18 @@ import itertools
 import json
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import ClientResponse, web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from botframework.channel import EventRef, Outbound
 from botframework.config.schema import FeishuChannelConfig
 from botframework.errors import DeliveryError, StorageError
 from botframework.testing import long_markdown_reply, wait_until
+from botframework.testing import serve_adapter as serve
 from botframework.turn import Reply
 from channels.feishu import FeishuAdapter
 from channels.feishu.adapter import delivery_uuid
@@ -48,13 +48,6 @@ async def feishu() -> AsyncIterator[FakeFeishu]:
         yield fake
 
 
-@pytest.fixture
-async def runtime() -> AsyncIterator[RecordingRuntime]:
-    rt = RecordingRuntime()
-    yield rt
-    await rt.aclose()
-
-
 def make_adapter(feishu: FakeFeishu, runtime: RecordingRuntime, **overrides: Any) -> FeishuAdapter:
     """A fresh app id per adapter: lark-oapi caches tenant tokens process-wide by app id."""
     settings: dict[str, Any] = {
@@ -67,20 +60,6 @@ def make_adapter(feishu: FakeFeishu, runtime: RecordingRuntime, **overrides: Any
     settings.update(overrides)
     config = FeishuChannelConfig.model_validate({k: v for k, v in settings.items() if v is not None})
     return FeishuAdapter(tenant="acme", config=config, runtime=runtime)
-
-
-@asynccontextmanager
-async def serve(adapter: FeishuAdapter) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    """Mount the adapter's routes the way the server does: below /t/{tenant}/."""
-    app = web.Application()
-    for route in adapter.routes():
-        app.router.add_route(route.method, f"/t/{{tenant}}/{route.path}", route.handler)
-    await adapter.start()
-    try:
-        async with TestClient(TestServer(app)) as client:
-            yield client
-    finally:
-        await adapter.stop()
 
 
 def encrypted_body(payload: dict[str, Any], key: str = ENCRYPT_KEY) -> bytes:

@@ -6,18 +6,18 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import ClientResponse, web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from markdown_it import MarkdownIt
 
 from botframework.channel import EventRef, Outbound
 from botframework.config.schema import SlackChannelConfig
 from botframework.errors import DeliveryError, StorageError
+from botframework.testing import serve_adapter as serve
 from botframework.testing import wait_until
 from botframework.turn import Reply
 from channels.slack import SlackAdapter
@@ -41,32 +41,11 @@ async def slack() -> AsyncIterator[FakeSlack]:
         yield fake
 
 
-@pytest.fixture
-async def runtime() -> AsyncIterator[RecordingRuntime]:
-    rt = RecordingRuntime()
-    yield rt
-    await rt.aclose()
-
-
 def make_adapter(slack: FakeSlack, runtime: RecordingRuntime, **overrides: Any) -> SlackAdapter:
     config = SlackChannelConfig.model_validate(
         {"signing_secret": SECRET, "bot_token": BOT_TOKEN, "api_base_url": slack.base_url, **overrides}
     )
     return SlackAdapter(tenant="acme", config=config, runtime=runtime)
-
-
-@asynccontextmanager
-async def serve(adapter: SlackAdapter) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    """Mount the adapter's routes the way the server does: below /t/{tenant}/."""
-    app = web.Application()
-    for route in adapter.routes():
-        app.router.add_route(route.method, f"/t/{{tenant}}/{route.path}", route.handler)
-    await adapter.start()
-    try:
-        async with TestClient(TestServer(app)) as client:
-            yield client
-    finally:
-        await adapter.stop()
 
 
 async def post_event(

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from botframework.channel import EventRef, Outbound
 from botframework.config.schema import WeChatChannelConfig
 from botframework.errors import DeliveryError
+from botframework.testing import serve_adapter as serve
 from botframework.turn import Reply
 from channels.wechat import WeChatAdapter
 from channels.wechat.crypto import MsgCrypt, plain_signature
@@ -36,31 +36,11 @@ async def fake() -> AsyncIterator[FakeWeChat]:
         yield api  # type: ignore[misc]
 
 
-@pytest.fixture
-async def runtime() -> AsyncIterator[RecordingRuntime]:
-    rt = RecordingRuntime()
-    yield rt
-    await rt.aclose()
-
-
 def make_adapter(fake: FakeWeChat, runtime: RecordingRuntime, *, safe: bool) -> WeChatAdapter:
     config = {"app_id": APP_ID, "app_secret": "wechat-secret", "token": TOKEN, "api_base_url": fake.base_url}
     if safe:
         config["encoding_aes_key"] = VECTOR["encoding_aes_key"]
     return WeChatAdapter(tenant="acme", config=WeChatChannelConfig.model_validate(config), runtime=runtime)
-
-
-@asynccontextmanager
-async def serve(adapter: WeChatAdapter) -> AsyncIterator[Client]:
-    app = web.Application()
-    for route in adapter.routes():
-        app.router.add_route(route.method, f"/t/{{tenant}}/{route.path}", route.handler)
-    await adapter.start()
-    try:
-        async with TestClient(TestServer(app)) as client:
-            yield client
-    finally:
-        await adapter.stop()
 
 
 def signed_query(timestamp: str = "1731400000", nonce: str = "998877", token: str = TOKEN) -> dict[str, str]:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from pydantic import BaseModel
 
 from botframework.channel import EventRef, Outbound
 from botframework.config.schema import WeComChannelConfig
 from botframework.errors import DeliveryError, StorageError
+from botframework.testing import serve_adapter as serve
 from botframework.turn import Reply
 from channels.wecom import WeComAdapter
 from channels.wecom.crypto import MsgCrypt
@@ -35,13 +35,6 @@ async def fake() -> AsyncIterator[FakeWeCom]:
         yield api  # type: ignore[misc]
 
 
-@pytest.fixture
-async def runtime() -> AsyncIterator[RecordingRuntime]:
-    rt = RecordingRuntime()
-    yield rt
-    await rt.aclose()
-
-
 def make_adapter(fake: FakeWeCom, runtime: RecordingRuntime) -> WeComAdapter:
     config = WeComChannelConfig.model_validate(
         {
@@ -54,19 +47,6 @@ def make_adapter(fake: FakeWeCom, runtime: RecordingRuntime) -> WeComAdapter:
         }
     )
     return WeComAdapter(tenant="acme", config=config, runtime=runtime)
-
-
-@asynccontextmanager
-async def serve(adapter: WeComAdapter) -> AsyncIterator[Client]:
-    app = web.Application()
-    for route in adapter.routes():
-        app.router.add_route(route.method, f"/t/{{tenant}}/{route.path}", route.handler)
-    await adapter.start()
-    try:
-        async with TestClient(TestServer(app)) as client:
-            yield client
-    finally:
-        await adapter.stop()
 
 
 def crypt(token: str = VECTOR["token"], receive_id: str = CORP_ID) -> MsgCrypt:
