@@ -196,7 +196,7 @@ class WeComAdapter(CallbackAdapter):
         return parse_message(fields, tenant=self.tenant)
 
     def render(self, text: str) -> list[str]:
-        return render_reply(text)
+        return render_reply(text, plain=self.settings.message_format == "text")
 
     async def send(self, touser: str, content: str) -> None:
-        await self.api.send_markdown(touser, content)
+        await self.api.send_message(touser, content, msgtype=self.settings.message_format)

@@ -204,9 +204,10 @@ class WeComApi(TokenApi):
     def token_params(self) -> dict[str, str]:
         return {"corpid": self._corp_id, "corpsecret": self._secret}
 
-    async def send_markdown(self, touser: str, content: str) -> None:
-        """One app message to one user; a user WeCom reports invalid is a permanent failure."""
-        payload = {"touser": touser, "msgtype": "markdown", "agentid": self.agent_id, "markdown": {"content": content}}
+    async def send_message(self, touser: str, content: str, *, msgtype: str = "markdown") -> None:
+        """One app message (``markdown`` or ``text``) to one user; a user WeCom reports invalid is a
+        permanent failure."""
+        payload = {"touser": touser, "msgtype": msgtype, "agentid": self.agent_id, msgtype: {"content": content}}
         body = await self.post("/cgi-bin/message/send", payload, what="message/send")
         for key in ("invaliduser", "unlicenseduser"):
             if body.get(key):

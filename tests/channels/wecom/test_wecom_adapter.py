@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -35,7 +36,7 @@ async def fake() -> AsyncIterator[FakeWeCom]:
         yield api  # type: ignore[misc]
 
 
-def make_adapter(fake: FakeWeCom, runtime: RecordingRuntime) -> WeComAdapter:
+def make_adapter(fake: FakeWeCom, runtime: RecordingRuntime, **overrides: Any) -> WeComAdapter:
     config = WeComChannelConfig.model_validate(
         {
             "corp_id": CORP_ID,
@@ -44,6 +45,7 @@ def make_adapter(fake: FakeWeCom, runtime: RecordingRuntime) -> WeComAdapter:
             "token": VECTOR["token"],
             "encoding_aes_key": VECTOR["encoding_aes_key"],
             "api_base_url": fake.base_url,
+            **overrides,
         }
     )
     return WeComAdapter(tenant="acme", config=config, runtime=runtime)
@@ -216,6 +218,19 @@ async def test_deliver_sends_markdown_chunks_within_2048_bytes(fake: FakeWeCom, 
         assert len(body["markdown"]["content"].encode()) <= 2048
     assert fake.sent[0]["markdown"]["content"].startswith("## 总结")
     assert "**要点**" in fake.sent[0]["markdown"]["content"]
+
+
+async def test_text_format_sends_plain_text_for_wechat_readers(fake: FakeWeCom, runtime: RecordingRuntime) -> None:
+    adapter = make_adapter(fake, runtime, message_format="text")
+    try:
+        await adapter.deliver(outbound("## Plan\n\n**Ship** it, see [docs](https://example.com/d)."))
+    finally:
+        await adapter.stop()
+    [body] = fake.sent
+    assert body["msgtype"] == "text" and "markdown" not in body
+    content = body["text"]["content"]
+    assert "**" not in content and "##" not in content
+    assert "Ship it" in content and "https://example.com/d" in content
 
 
 async def test_deliver_resumes_after_the_chunks_already_sent(fake: FakeWeCom, runtime: RecordingRuntime) -> None:
