@@ -266,6 +266,9 @@ class WeComChannelConfig(_Strict):
     """43-character EncodingAESKey."""
     api_base_url: HttpUrl = "https://qyapi.weixin.qq.com"
     """API base."""
+    message_format: Literal["markdown", "text"] = "markdown"
+    """``markdown``: formatted in the WeCom app; ``text``: plain text, for users who read WeCom
+    messages in WeChat (its WeCom plugin shows markdown messages as "unsupported")."""
 
     @staticmethod
     def check_aes_key(key: SecretStr | None) -> None:
