@@ -242,6 +242,10 @@ class FeishuChannelConfig(_Strict):
     """``https://open.feishu.cn`` or ``https://open.larksuite.com``."""
     mode: Literal["webhook", "websocket"] = "webhook"
     """``webhook``: POST /t/{tenant}/feishu/events; ``websocket``: long connection."""
+    live_updates: bool = False
+    """Reply with a placeholder card and edit it (PATCH message) while the reply is produced."""
+    update_interval_s: float = Field(1.0, ge=0.2, le=30)
+    """Minimum time between card edits (Feishu allows 5 per second per message)."""
 
     @model_validator(mode="after")
     def _webhook_is_verifiable(self) -> FeishuChannelConfig:

@@ -18,6 +18,11 @@ message (in its thread when it had one; ``acreate`` in the chat when there is no
 or it was recalled). Every chunk carries a ``uuid`` derived from the turn id and chunk index, so a
 retried delivery is deduplicated by Feishu as well. The tenant access token is fetched by the SDK,
 but synchronously (``requests``), so we warm its cache in a thread before each delivery.
+
+With ``live_updates`` the shared live reply (:mod:`botframework.live`) answers the user's message with
+a placeholder card on the first streamed delta and edits it (``PATCH`` message) at most every
+``update_interval_s``; ``deliver`` then patches the placeholder into the first chunk and sends the rest
+as usual. Cards are shared (``update_multi``, see :mod:`.render`), which PATCH requires.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from aiohttp import web
 from lark_oapi.api.im.v1 import (
     CreateMessageRequest,
     CreateMessageRequestBody,
+    PatchMessageRequest,
+    PatchMessageRequestBody,
     ReplyMessageRequest,
     ReplyMessageRequestBody,
 )
@@ -49,9 +56,10 @@ from pydantic import BaseModel
 from botframework.channel import ChannelAdapter, ChannelRuntime, Outbound, Route
 from botframework.config.schema import FeishuChannelConfig
 from botframework.errors import DeliveryError, PayloadError, SignatureError
+from botframework.live import LiveReplies, ThrottledLiveReply
 from channels.feishu.crypto import decrypt, token_matches, verify_signature
 from channels.feishu.events import CHANNEL, MESSAGE_RECEIVE, event_type, parse_event
-from channels.feishu.render import render_reply
+from channels.feishu.render import render_preview, render_reply
 
 __all__ = ["FeishuAdapter", "delivery_uuid"]
 
@@ -68,6 +76,8 @@ _TOKEN_INVALID = frozenset({99991661, 99991663, 99991664, 99991668, 99991677})
 _BAD_APP_CREDENTIALS = frozenset({10003, 10014})
 """tenant_access_token refused for a wrong app_id / app_secret: retrying cannot help."""
 _MESSAGE_RECALLED = 230011
+_MAX_LIVE = 1024
+_TRANSPORT_ERRORS = (httpx.HTTPError, json.JSONDecodeError, ObtainAccessTokenException, OSError)
 
 
 def delivery_uuid(tenant: str, turn_id: str, index: int) -> str:
@@ -156,6 +166,7 @@ class FeishuAdapter(ChannelAdapter):
         self._ws_client: Any = None
         self._ws_task: asyncio.Task[None] | None = None
         self._ws_future: Future[None] | None = None
+        self._live: LiveReplies[str] = LiveReplies(_MAX_LIVE)
 
     # lifecycle
 
@@ -172,6 +183,7 @@ class FeishuAdapter(ChannelAdapter):
             self._ws_future = asyncio.run_coroutine_threadsafe(self._ws_main(bridge), runner.loop)
 
     async def stop(self) -> None:
+        await self._live.close()
         if self._ws_future is None:
             return
         runner = _WsLoop.get()
@@ -320,8 +332,41 @@ class FeishuAdapter(ChannelAdapter):
         if self.bot_open_id is None and _is_group_message(payload):
             await self._identify(_LATE_IDENTIFY_TIMEOUT_S)
         turn = parse_event(payload, tenant=self.tenant, bot_open_id=self.bot_open_id)
-        if turn is not None:
-            await self.runtime.ingest(turn)
+        if turn is None:
+            return
+        result = await self.runtime.ingest(turn)
+        if not result.duplicate and self.settings.live_updates:
+            self._attach_live(result.turn_id, turn.reply_target)
+
+    def _attach_live(self, turn_id: str, target: Mapping[str, Any]) -> None:
+        message_id = str(target.get("message_id") or "")
+        chat_id = str(target.get("chat_id") or "")
+        in_thread = bool(target.get("reply_in_thread"))
+        where = f"message {message_id}" if message_id else f"chat {chat_id}"
+
+        async def post(content: str) -> str | None:
+            try:
+                await self._warm_token()
+                return await self._send(message_id, chat_id, content, uuid=None, in_thread=in_thread)
+            except (_ApiError, ValueError, *_TRANSPORT_ERRORS) as exc:
+                raise self._delivery_error(exc, where=where) from exc
+
+        async def edit(placeholder: str, content: str) -> None:
+            try:
+                await self._warm_token()
+                await self._patch(placeholder, content)
+            except (_ApiError, ValueError, *_TRANSPORT_ERRORS) as exc:
+                raise self._delivery_error(exc, where=f"placeholder message {placeholder}", action="edit") from exc
+
+        live = ThrottledLiveReply(
+            post=post,
+            edit=edit,
+            preview=render_preview,
+            interval=self.settings.update_interval_s,
+            label=f"feishu live reply to {where}",
+        )
+        self._live.add(turn_id, live)
+        self.runtime.attach_sink(self.tenant, CHANNEL, turn_id, live)
 
     # outbound
 
@@ -340,74 +385,96 @@ class FeishuAdapter(ChannelAdapter):
             await self._warm_token()
         except (ObtainAccessTokenException, OSError, ValueError) as exc:
             raise _token_error(exc, delivered_parts=outbound.resume_from) from exc
+        live = self._live.pop(outbound.turn_id)
+        placeholder = await live.finish() if live is not None else None
+        where = f"message {message_id}" if message_id else f"chat {chat_id}"
         for index, content in enumerate(chunks):
             if index < outbound.resume_from:
                 continue  # an earlier attempt sent it
-            uuid = delivery_uuid(self.tenant, outbound.turn_id, index)
-            where = f"message {message_id}" if message_id else f"chat {chat_id}"
             note = f" (chunk {index + 1}/{len(chunks)}; {index} already sent)" if len(chunks) > 1 else ""
+            if index == 0 and placeholder is not None:
+                try:
+                    await self._patch(placeholder, content)
+                    continue
+                except (_ApiError, *_TRANSPORT_ERRORS) as exc:
+                    error = self._delivery_error(
+                        exc, where=f"placeholder message {placeholder}", action="edit", note=note, delivered_parts=index
+                    )
+                    if error.retryable:
+                        assert live is not None
+                        self._live.add(outbound.turn_id, live)  # the retry finalizes the same placeholder
+                        raise error from exc
+                    log.warning("feishu placeholder cannot be finalized, sending the reply instead: %s", error)
+            uuid = delivery_uuid(self.tenant, outbound.turn_id, index)
             try:
-                if message_id:
-                    try:
-                        await self._reply(message_id, content, uuid=uuid, in_thread=in_thread)
-                        continue
-                    except _ApiError as exc:
-                        if exc.code != _MESSAGE_RECALLED or not chat_id:
-                            raise
-                        log.info("feishu message %s was recalled; sending the reply to chat %s", message_id, chat_id)
-                        where = f"chat {chat_id}"
-                await self._create(chat_id, content, uuid=uuid)
+                await self._send(message_id, chat_id, content, uuid=uuid, in_thread=in_thread)
+            except (_ApiError, *_TRANSPORT_ERRORS) as exc:
+                raise self._delivery_error(exc, where=where, note=note, delivered_parts=index) from exc
+
+    def _delivery_error(
+        self, exc: Exception, *, where: str, action: str = "reply", note: str = "", delivered_parts: int = 0
+    ) -> DeliveryError:
+        """Translate a failed send or edit; an invalid access token is dropped so a retry fetches a new one."""
+        if isinstance(exc, _ApiError):
+            if exc.code in _TOKEN_INVALID:
+                self._forget_token()
+            return DeliveryError(
+                f"feishu {exc.method} to {exc.target or where} failed: {exc}{note}",
+                retryable=exc.retryable,
+                delivered_parts=delivered_parts,
+            )
+        if isinstance(exc, ValueError) and not isinstance(exc, json.JSONDecodeError):
+            return _token_error(exc, delivered_parts=delivered_parts)
+        return DeliveryError(
+            f"feishu {action} to {where} failed: {type(exc).__name__}: {exc}{note}",
+            retryable=True,
+            delivered_parts=delivered_parts,
+        )
+
+    async def _send(
+        self, message_id: str, chat_id: str, content: str, *, uuid: str | None, in_thread: bool
+    ) -> str | None:
+        """Reply to ``message_id`` (in the chat when there is none or it was recalled); the new message's id."""
+        if message_id:
+            try:
+                return await self._reply(message_id, content, uuid=uuid, in_thread=in_thread)
             except _ApiError as exc:
-                if exc.code in _TOKEN_INVALID:
-                    self._forget_token()
-                raise DeliveryError(
-                    f"feishu {exc.method} to {where} failed: {exc}{note}",
-                    retryable=exc.retryable,
-                    delivered_parts=index,
-                ) from exc
-            except (
-                httpx.HTTPError,
-                json.JSONDecodeError,
-                ObtainAccessTokenException,
-                OSError,
-            ) as exc:
-                raise DeliveryError(
-                    f"feishu reply to {where} failed: {type(exc).__name__}: {exc}{note}",
-                    retryable=True,
-                    delivered_parts=index,
-                ) from exc
+                if exc.code != _MESSAGE_RECALLED or not chat_id:
+                    raise
+                log.info("feishu message %s was recalled; sending the reply to chat %s", message_id, chat_id)
+        return await self._create(chat_id, content, uuid=uuid)
 
-    async def _reply(self, message_id: str, content: str, *, uuid: str, in_thread: bool) -> None:
-        body = (
-            ReplyMessageRequestBody.builder()
-            .content(content)
-            .msg_type("interactive")
-            .reply_in_thread(in_thread)
-            .uuid(uuid)
-            .build()
-        )
+    async def _reply(self, message_id: str, content: str, *, uuid: str | None, in_thread: bool) -> str | None:
+        builder = ReplyMessageRequestBody.builder().content(content).msg_type("interactive").reply_in_thread(in_thread)
+        body = (builder.uuid(uuid) if uuid else builder).build()
         request = ReplyMessageRequest.builder().message_id(message_id).request_body(body).build()
-        _check("im.message.reply", await self.client.im.v1.message.areply(request))
+        response = await self.client.im.v1.message.areply(request)
+        _check("im.message.reply", response, target=f"message {message_id}")
+        return _sent_id(response)
 
-    async def _create(self, chat_id: str, content: str, *, uuid: str) -> None:
-        body = (
-            CreateMessageRequestBody.builder()
-            .receive_id(chat_id)
-            .msg_type("interactive")
-            .content(content)
-            .uuid(uuid)
-            .build()
-        )
+    async def _create(self, chat_id: str, content: str, *, uuid: str | None) -> str | None:
+        builder = CreateMessageRequestBody.builder().receive_id(chat_id).msg_type("interactive").content(content)
+        body = (builder.uuid(uuid) if uuid else builder).build()
         request = CreateMessageRequest.builder().receive_id_type("chat_id").request_body(body).build()
-        _check("im.message.create", await self.client.im.v1.message.acreate(request))
+        response = await self.client.im.v1.message.acreate(request)
+        _check("im.message.create", response, target=f"chat {chat_id}")
+        return _sent_id(response)
+
+    async def _patch(self, message_id: str, content: str) -> None:
+        """Replace the card of a message we sent (a live placeholder)."""
+        body = PatchMessageRequestBody.builder().content(content).build()
+        request = PatchMessageRequest.builder().message_id(message_id).request_body(body).build()
+        response = await self.client.im.v1.message.apatch(request)
+        _check("im.message.patch", response, target=f"message {message_id}")
 
 
 class _ApiError(Exception):
     """A Feishu API answer with ``code != 0`` or an HTTP error status."""
 
-    def __init__(self, method: str, *, code: int | None, msg: str, status: int) -> None:
+    def __init__(self, method: str, *, code: int | None, msg: str, status: int, target: str = "") -> None:
         super().__init__(f"code {code} {msg!r} (HTTP {status})")
         self.method = method
+        self.target = target
         self.code = code
         self.status = status
 
@@ -416,12 +483,18 @@ class _ApiError(Exception):
         return self.status == 429 or self.status >= 500 or self.code in _RATE_LIMITED or self.code in _TOKEN_INVALID
 
 
-def _check(method: str, response: Any) -> None:
+def _check(method: str, response: Any, *, target: str) -> None:
     status = int(getattr(response.raw, "status_code", 0) or 0)
     code = response.code
     if code == 0 and status < 400:
         return
-    raise _ApiError(method, code=code, msg=str(response.msg or ""), status=status)
+    raise _ApiError(method, code=code, msg=str(response.msg or ""), status=status, target=target)
+
+
+def _sent_id(response: Any) -> str | None:
+    """The id of the message a successful send created (a live placeholder is edited through it)."""
+    message_id = getattr(response.data, "message_id", None)
+    return str(message_id) if message_id else None
 
 
 def _token_error(exc: Exception, *, delivered_parts: int) -> DeliveryError:

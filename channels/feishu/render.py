@@ -7,6 +7,10 @@ The cost is the smaller size limit (30 KB per card instead of 150 KB), which the
 handles. Two things are changed on the way: ``<at ...>`` tags are neutralised so model output
 cannot mention or broadcast (``<at id=all>``), and images become links (card images need an
 uploaded ``image_key``, a URL would fail the whole card).
+
+Every card declares ``config.update_multi: true`` (a shared card): Feishu only lets a card be edited
+with PATCH when the card before and after the edit both declare it, which live updates rely on.
+JSON 2.0 cards default to it, but the PATCH documentation asks for it explicitly.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ from typing import Any
 
 from botframework.render import render_chunks_for
 
-__all__ = ["EMPTY_REPLY", "card", "card_markdown", "render_reply", "to_feishu_markdown"]
+__all__ = ["EMPTY_REPLY", "card", "card_markdown", "render_preview", "render_reply", "to_feishu_markdown"]
 
 EMPTY_REPLY = "(empty reply)"
+_UNFINISHED = "…"
+_PREVIEW_HEAD = 2 * 30 * 1024
+"""Characters of a reply that can reach its first card: every character costs at least one byte."""
 _FENCE = re.compile(r"^[ \t>]*(`{3,}|~{3,})")
 _AT_TAG = re.compile(r"<(?=\s*/?\s*at\b)", re.IGNORECASE)
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -51,7 +58,11 @@ def to_feishu_markdown(markdown: str) -> str:
 
 def card(markdown: str) -> dict[str, Any]:
     """A JSON 2.0 card holding ``markdown`` (already in Feishu's dialect)."""
-    return {"schema": "2.0", "body": {"elements": [{"tag": "markdown", "content": markdown}]}}
+    return {
+        "schema": "2.0",
+        "config": {"update_multi": True},
+        "body": {"elements": [{"tag": "markdown", "content": markdown}]},
+    }
 
 
 def card_markdown(content: str) -> str:
@@ -77,3 +88,20 @@ def render_reply(markdown: str) -> list[str]:
     bodies = render_chunks_for("feishu_card", markdown, _request_body)
     contents = [str(json.loads(body)["content"]) for body in bodies]
     return contents or [json.dumps(card(EMPTY_REPLY), ensure_ascii=False)]
+
+
+def render_preview(markdown: str) -> str:
+    """What a live placeholder card shows while the reply is produced: its first card, marked unfinished.
+
+    Only the head of the text can reach the first card, so only the head is rendered: an edit costs
+    the same whether the answer so far is 1 KB or 100 KB.
+    """
+    head = markdown[:_PREVIEW_HEAD]
+    if not head.strip():
+        return json.dumps(card(_UNFINISHED), ensure_ascii=False)
+    first = render_reply(head)
+    if len(first) == 1 and len(head) == len(markdown):
+        marked = render_reply(f"{head.rstrip()} {_UNFINISHED}")
+        if len(marked) == 1:
+            return marked[0]
+    return first[0]

@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -38,6 +36,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from botframework.channel import ChannelAdapter, ChannelRuntime, Outbound, Route
 from botframework.config.schema import SlackChannelConfig
 from botframework.errors import DeliveryError, PayloadError
+from botframework.live import LiveReplies, ThrottledLiveReply
 from channels.slack.events import CHANNEL, bot_user_from, parse_event
 from channels.slack.render import render_preview, render_reply
 
@@ -71,89 +70,34 @@ def _delivery_error(
     )
 
 
-class SlackLiveReply:
-    """A ReplySink that shows the reply as it is produced, in one placeholder message.
-
-    The first delta posts the placeholder; later deltas edit it at most every ``interval`` seconds
-    (a pending edit carries the newest text). Failures here are logged, never raised: live updates
-    are a courtesy, ``deliver`` still posts the reply.
-    """
+class SlackLiveReply(ThrottledLiveReply[str]):
+    """The shared live reply (:mod:`botframework.live`) on ``chat.postMessage`` / ``chat.update`` in one thread."""
 
     def __init__(self, *, client: AsyncWebClient, channel: str, thread_ts: str | None, interval: float) -> None:
-        self._client = client
-        self._channel = channel
-        self._thread_ts = thread_ts
-        self._interval = interval
-        self._text = ""
-        self._shown = ""
-        self._last = 0.0
-        self._lock = asyncio.Lock()
-        self._pending: asyncio.Task[None] | None = None
-        self._closed = False
-        self.ts: str | None = None
-        """The placeholder's ts once posted."""
-
-    async def delta(self, text: str) -> None:
-        if self._closed:
-            return
-        self._text += text
-        async with self._lock:
-            if self.ts is None and not self._closed:
-                await self._post()
-                return
-        self._schedule()
-
-    async def reset(self) -> None:
-        if self._closed:
-            return
-        self._text = ""
-        self._schedule()
-
-    async def finish(self) -> str | None:
-        """Stop updating; the placeholder's ts (if any) for ``deliver`` to finalize."""
-        self._closed = True
-        if self._pending is not None:
-            self._pending.cancel()
-            await asyncio.gather(self._pending, return_exceptions=True)
-        async with self._lock:
-            return self.ts
-
-    def _schedule(self) -> None:
-        if self._pending is None or self._pending.done():
-            self._pending = asyncio.create_task(self._update_later())
-
-    async def _update_later(self) -> None:
-        await asyncio.sleep(max(0.0, self._last + self._interval - time.monotonic()))
-        async with self._lock:
-            if self._closed or self.ts is None:
-                return
-            shown = render_preview(self._text)
-            if shown == self._shown:
-                return
+        async def post(text: str) -> str | None:
             try:
-                await self._client.chat_update(channel=self._channel, ts=self.ts, text=shown)
+                response = await client.chat_postMessage(
+                    channel=channel, thread_ts=thread_ts, text=text, link_names=False
+                )
             except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-                log.warning("slack live update failed: %s", _delivery_error("chat.update", exc, channel=self._channel))
-            else:
-                self._shown = shown
-            self._last = time.monotonic()
+                raise _delivery_error("chat.postMessage", exc, channel=channel) from exc
+            ts = response.get("ts")
+            return str(ts) if ts else None
 
-    async def _post(self) -> None:
-        shown = render_preview(self._text)
-        try:
-            response = await self._client.chat_postMessage(
-                channel=self._channel, thread_ts=self._thread_ts, text=shown, link_names=False
-            )
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-            log.warning(
-                "slack live placeholder failed: %s",
-                _delivery_error("chat.postMessage", exc, channel=self._channel),
-            )
-            self._closed = True
-            return
-        self.ts = str(response.get("ts")) if response.get("ts") else None
-        self._shown = shown
-        self._last = time.monotonic()
+        async def edit(ts: str, text: str) -> None:
+            try:
+                await client.chat_update(channel=channel, ts=ts, text=text)
+            except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+                raise _delivery_error("chat.update", exc, channel=channel) from exc
+
+        super().__init__(
+            post=post, edit=edit, preview=render_preview, interval=interval, label=f"slack live reply in {channel}"
+        )
+
+    @property
+    def ts(self) -> str | None:
+        """The placeholder's ts once posted."""
+        return self.handle
 
 
 class SlackAdapter(ChannelAdapter):
@@ -172,8 +116,7 @@ class SlackAdapter(ChannelAdapter):
         self.client = AsyncWebClient(token=self._bot_token, base_url=base_url, logger=log, retry_handlers=[])
         self.bot_user_id: str | None = None
         self.bot_id: str | None = None
-        self._live: OrderedDict[str, SlackLiveReply] = OrderedDict()
-        self._evicting: set[asyncio.Task[str | None]] = set()
+        self._live: LiveReplies[str] = LiveReplies(_MAX_LIVE)
         self._socket: AsyncSocketModeHandler | None = None
         # bolt gets a token-less client of its own: the token comes from our authorize(), which
         # keeps bolt from calling auth.test per process and from warning about token + authorize.
@@ -215,9 +158,7 @@ class SlackAdapter(ChannelAdapter):
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
-        for live in list(self._live.values()):
-            await live.finish()
-        self._live.clear()
+        await self._live.close()
 
     async def _identify(self) -> None:
         """Learn the bot's user id (auth.test); on failure run on, the envelopes will tell."""
@@ -283,12 +224,7 @@ class SlackAdapter(ChannelAdapter):
             thread_ts=target.get("thread_ts"),
             interval=self.settings.update_interval_s,
         )
-        self._live[turn_id] = live
-        while len(self._live) > _MAX_LIVE:
-            _, old = self._live.popitem(last=False)
-            task = asyncio.get_running_loop().create_task(old.finish())
-            self._evicting.add(task)
-            task.add_done_callback(self._evicting.discard)
+        self._live.add(turn_id, live)
         self.runtime.attach_sink(self.tenant, CHANNEL, turn_id, live)
 
     # outbound
@@ -302,7 +238,7 @@ class SlackAdapter(ChannelAdapter):
             )
         thread_ts = target.get("thread_ts")
         chunks = render_reply(outbound.reply.text)
-        live = self._live.pop(outbound.turn_id, None)
+        live = self._live.pop(outbound.turn_id)
         placeholder = await live.finish() if live is not None else None
         for index, chunk in enumerate(chunks):
             if index < outbound.resume_from:
@@ -316,7 +252,7 @@ class SlackAdapter(ChannelAdapter):
                     error = _delivery_error("chat.update", exc, channel=channel, note=note, delivered_parts=index)
                     if error.retryable:
                         assert live is not None
-                        self._live[outbound.turn_id] = live  # the retry finalizes the same placeholder
+                        self._live.add(outbound.turn_id, live)  # the retry finalizes the same placeholder
                         raise error from exc
                     log.warning("slack placeholder cannot be finalized, posting the reply instead: %s", error)
             try:

@@ -1,11 +1,13 @@
 """A local fake of the Feishu/Lark Open API that records what it receives.
 
 Point lark-oapi at ``fake.domain`` (``domain`` in the channel config). It answers the tenant access
-token, ``bot/v3/info``, ``im/v1/messages/{id}/reply`` and ``im/v1/messages`` (create). Like Feishu,
-a send with a ``uuid`` already seen returns the first message again instead of posting twice:
-``calls`` has every request, ``sent`` only the messages that reached the chat. ``fail(kind, ...)``
-makes the next call(s) fail the way Feishu does (a JSON ``code``/``msg`` with an HTTP status, or a
-non-JSON gateway error).
+token, ``bot/v3/info``, ``im/v1/messages/{id}/reply``, ``im/v1/messages`` (create) and ``PATCH
+im/v1/messages/{id}`` (edit a card). Like Feishu, a send with a ``uuid`` already seen returns the
+first message again instead of posting twice: ``calls`` has every request, ``sent`` only the messages
+that reached the chat, with their current content (a PATCH replaces it and counts in ``edits``).
+Like Feishu, a PATCH only works on a card message we sent, and only when the card before and after
+declares ``config.update_multi: true`` (a shared card). ``fail(kind, ...)`` makes the next call(s)
+fail the way Feishu does (a JSON ``code``/``msg`` with an HTTP status, or a non-JSON gateway error).
 
 Long connection: ``POST /callback/ws/endpoint`` hands out ``ws://.../ws``, where the fake speaks
 lark-oapi's protobuf frames: ``send_ws_event`` pushes an event data frame and ``wait_ws_ack`` returns
@@ -69,7 +71,7 @@ def signed_headers(
 @dataclass
 class FeishuCall:
     kind: str
-    """``token``, ``bot_info``, ``reply`` or ``create``."""
+    """``token``, ``bot_info``, ``reply``, ``create``, ``patch`` or ``ws_endpoint``."""
     path: str
     query: dict[str, str]
     body: dict[str, Any]
@@ -115,6 +117,7 @@ class FakeFeishu:
         app.router.add_get("/open-apis/bot/v3/info", self._bot_info)
         app.router.add_post("/open-apis/im/v1/messages/{message_id}/reply", self._reply)
         app.router.add_post("/open-apis/im/v1/messages", self._create)
+        app.router.add_patch("/open-apis/im/v1/messages/{message_id}", self._patch)
         app.router.add_post("/callback/ws/endpoint", self._ws_endpoint)
         app.router.add_get("/ws", self._ws)
         self._runner, self._port = await serve_local(app)
@@ -225,6 +228,7 @@ class FakeFeishu:
                 "msg_type": call.body.get("msg_type"),
                 "content": call.body.get("content"),
                 "uuid": uuid,
+                "edits": 0,
             }
             self.sent.append(message)
             if isinstance(uuid, str):
@@ -258,6 +262,23 @@ class FakeFeishu:
         assert call.query.get("receive_id_type") == "chat_id", call.query
         return self._message(call, chat_id=str(call.body.get("receive_id")), reply_to=None)
 
+    async def _patch(self, request: web.Request) -> web.Response:
+        call, failed = await self._record("patch", request)
+        if failed is not None:
+            return failed
+        message_id = request.match_info["message_id"]
+        message = next((m for m in self.sent if m["message_id"] == message_id), None)
+        if message is None:
+            return web.json_response({"code": 230001, "msg": f"invalid message_id {message_id}"}, status=400)
+        content = call.body.get("content")
+        if message["msg_type"] != "interactive" or not (_shared_card(message["content"]) and _shared_card(content)):
+            return web.json_response(
+                {"code": 230099, "msg": "only shared cards (update_multi) can be updated"}, status=400
+            )
+        message["content"] = content
+        message["edits"] += 1
+        return web.json_response({"code": 0, "msg": "success", "data": {}})
+
     async def _ws_endpoint(self, request: web.Request) -> web.Response:
         call, failed = await self._record("ws_endpoint", request)
         if failed is not None:
@@ -283,3 +304,13 @@ class FakeFeishu:
                 self._ws_acked.set()
         self._sockets.remove(ws)
         return ws
+
+
+def _shared_card(content: object) -> bool:
+    if not isinstance(content, str):
+        return False
+    try:
+        parsed = json.loads(content)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(parsed, dict) and (parsed.get("config") or {}).get("update_multi") is True

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +17,14 @@ from aiohttp.test_utils import TestClient
 from botframework.channel import EventRef, Outbound
 from botframework.config.schema import FeishuChannelConfig
 from botframework.errors import DeliveryError, StorageError
-from botframework.testing import long_markdown_reply, wait_until
+from botframework.testing import AdapterClient, long_markdown_reply, wait_until
 from botframework.testing import serve_adapter as serve
 from botframework.turn import Reply
 from channels.feishu import FeishuAdapter
 from channels.feishu.adapter import delivery_uuid
 from channels.feishu.render import card_markdown
 from tests.fakes.feishu_api import BOT_OPEN_ID, TENANT_TOKEN, FakeFeishu, encrypt, signed_headers
-from tests.fakes.runtime import RecordingRuntime
+from tests.fakes.runtime import AttachedSink, RecordingRuntime
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "feishu"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text(encoding="utf-8"))
@@ -530,3 +530,163 @@ async def test_unreachable_api_is_a_retryable_delivery_error(runtime: RecordingR
     with pytest.raises(DeliveryError) as caught:
         await FeishuAdapter(tenant="acme", config=config, runtime=runtime).deliver(outbound("hello"))
     assert caught.value.retryable is True
+
+
+# live updates
+
+
+def _patched(feishu: FakeFeishu, n: int = 1) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return len(feishu.calls_to("patch")) >= n
+
+    return check
+
+
+async def _live_sink(feishu: FakeFeishu, runtime: RecordingRuntime, client: AdapterClient) -> AttachedSink:
+    assert (await post_signed(client, fixture("group_mention"))).status == 200
+    [attached] = runtime.sinks
+    return attached
+
+
+async def test_live_updates_reply_with_one_placeholder_card_throttle_patches_and_finalize(
+    feishu: FakeFeishu, runtime: RecordingRuntime
+) -> None:
+    adapter = make_adapter(feishu, runtime, live_updates=True, update_interval_s=0.2)
+    async with serve(adapter) as client:
+        attached = await _live_sink(feishu, runtime, client)
+        turn_id = runtime.results[0].turn_id
+        assert (attached.tenant, attached.channel, attached.turn_id) == ("acme", "feishu", turn_id)
+        sink = attached.sink
+
+        await sink.delta("Hel")
+        [placeholder] = feishu.sent
+        assert placeholder["reply_to"] == USER_MESSAGE and placeholder["msg_type"] == "interactive"
+        assert card_markdown(placeholder["content"]) == "Hel …"
+        assert json.loads(placeholder["content"])["config"] == {"update_multi": True}  # PATCH needs a shared card
+        for piece in ["lo", ", ", "wor", "ld"]:
+            await sink.delta(piece)
+        assert feishu.calls_to("patch") == []  # throttled: nothing before the interval
+        await wait_until(_patched(feishu), what="the throttled card patch")
+        [edit] = feishu.calls_to("patch")
+        assert edit.path == f"/open-apis/im/v1/messages/{placeholder['message_id']}"
+        assert edit.headers["Authorization"] == f"Bearer {TENANT_TOKEN}"
+        assert card_markdown(edit.body["content"]) == "Hello, world …"
+
+        await adapter.deliver(outbound("Hello, **world**!", turn_id=turn_id))
+        final = feishu.calls_to("patch")[-1]
+        assert final.path == edit.path and card_markdown(final.body["content"]) == "Hello, **world**!"
+        assert len(feishu.sent) == 1 and feishu.calls_to("reply")[1:] == []  # still exactly one message
+        assert card_markdown(feishu.sent[0]["content"]) == "Hello, **world**!"
+        patches = len(feishu.calls_to("patch"))
+        await sink.delta(" late")  # after deliver the sink is finished: nothing is even scheduled
+        await sink.reset()
+        assert len(feishu.calls_to("patch")) == patches
+
+
+async def test_live_placeholder_in_a_thread_is_answered_in_the_thread(
+    feishu: FakeFeishu, runtime: RecordingRuntime
+) -> None:
+    feishu.chat_of["om_a9b8c7d6e5f40312a1b2c3d4e5f60718"] = CHAT
+    adapter = make_adapter(feishu, runtime, live_updates=True)
+    async with serve(adapter) as client:
+        assert (await post_signed(client, fixture("group_thread_mention"))).status == 200
+        await runtime.sinks[0].sink.delta("Thinking")
+    [placeholder] = feishu.calls_to("reply")
+    assert placeholder.path == "/open-apis/im/v1/messages/om_a9b8c7d6e5f40312a1b2c3d4e5f60718/reply"
+    assert placeholder.body["reply_in_thread"] is True
+
+
+async def test_live_reply_longer_than_a_card_patches_the_first_chunk_and_replies_the_rest(
+    feishu: FakeFeishu, runtime: RecordingRuntime
+) -> None:
+    adapter = make_adapter(feishu, runtime, live_updates=True)
+    async with serve(adapter) as client:
+        attached = await _live_sink(feishu, runtime, client)
+        await attached.sink.delta("Starting")
+        await adapter.deliver(outbound(long_markdown_reply(100_000), turn_id=attached.turn_id))
+    [final] = feishu.calls_to("patch")
+    assert card_markdown(final.body["content"]).startswith("Paragraph 1:")
+    placeholder, *rest = feishu.sent
+    assert card_markdown(placeholder["content"]).startswith("Paragraph 1:")
+    assert len(rest) >= 3 and all(m["reply_to"] == USER_MESSAGE for m in rest)
+    assert [m["uuid"] for m in rest] == [delivery_uuid("acme", attached.turn_id, i) for i in range(1, len(rest) + 1)]
+    for call in [final, *feishu.calls_to("reply")]:
+        assert len(json.dumps(call.body, ensure_ascii=False, separators=(",", ":")).encode()) <= 30 * 1024
+
+
+async def test_live_delivery_resumes_after_the_patched_first_chunk(
+    feishu: FakeFeishu, runtime: RecordingRuntime
+) -> None:
+    adapter = make_adapter(feishu, runtime, live_updates=True)
+    text = long_markdown_reply(100_000)
+    async with serve(adapter) as client:
+        attached = await _live_sink(feishu, runtime, client)
+        await attached.sink.delta("Starting")
+        feishu.fail("reply", code=None, status=502, after=1)  # chunk 2 is sent, chunk 3 hits a gateway error
+        with pytest.raises(DeliveryError) as caught:
+            await adapter.deliver(outbound(text, turn_id=attached.turn_id))
+        assert caught.value.retryable and caught.value.delivered_parts == 2
+        await adapter.deliver(outbound(text, turn_id=attached.turn_id, resume_from=caught.value.delivered_parts))
+    assert len(feishu.calls_to("patch")) == 1  # the retry does not touch the finalized placeholder
+    uuids = [m["uuid"] for m in feishu.sent[1:]]
+    assert uuids == [delivery_uuid("acme", attached.turn_id, i) for i in range(1, len(uuids) + 1)]
+
+
+async def test_failed_live_placeholder_falls_back_to_a_normal_reply(
+    feishu: FakeFeishu, runtime: RecordingRuntime
+) -> None:
+    adapter = make_adapter(feishu, runtime, live_updates=True)
+    async with serve(adapter) as client:
+        attached = await _live_sink(feishu, runtime, client)
+        feishu.fail("reply", code=99991400, msg="request trigger frequency limit", status=429)
+        await attached.sink.delta("partial")  # fails quietly and closes the sink
+        await attached.sink.delta(" more")
+        await adapter.deliver(outbound("final answer", turn_id=attached.turn_id))
+    first, second = feishu.calls_to("reply")
+    assert card_markdown(first.body["content"]) == "partial …" and "uuid" not in first.body
+    assert second.body["uuid"] == delivery_uuid("acme", attached.turn_id, 0)
+    assert [card_markdown(m["content"]) for m in feishu.sent] == ["final answer"]
+    assert feishu.calls_to("patch") == []
+
+
+async def test_rate_limited_finalize_is_retried_on_the_same_placeholder(
+    feishu: FakeFeishu, runtime: RecordingRuntime
+) -> None:
+    adapter = make_adapter(feishu, runtime, live_updates=True)
+    async with serve(adapter) as client:
+        attached = await _live_sink(feishu, runtime, client)
+        await attached.sink.delta("partial")
+        feishu.fail("patch", code=230020, msg="request trigger frequency limit", status=400)
+        with pytest.raises(DeliveryError) as caught:
+            await adapter.deliver(outbound("final answer", turn_id=attached.turn_id))
+        assert caught.value.retryable and caught.value.delivered_parts == 0
+        assert feishu.sent[0]["message_id"] in str(caught.value)
+        await adapter.deliver(outbound("final answer", turn_id=attached.turn_id))  # the core's retry
+    [message] = feishu.sent
+    assert card_markdown(message["content"]) == "final answer" and message["edits"] == 1
+
+
+async def test_a_placeholder_that_cannot_be_patched_is_replaced_by_a_normal_reply(
+    feishu: FakeFeishu, runtime: RecordingRuntime
+) -> None:
+    adapter = make_adapter(feishu, runtime, live_updates=True)
+    async with serve(adapter) as client:
+        attached = await _live_sink(feishu, runtime, client)
+        await attached.sink.delta("partial")
+        feishu.fail("patch", code=230011, msg="The message was withdrawn.")
+        await adapter.deliver(outbound("final answer", turn_id=attached.turn_id))
+    assert [card_markdown(m["content"]) for m in feishu.sent] == ["partial …", "final answer"]
+    assert feishu.sent[1]["uuid"] == delivery_uuid("acme", attached.turn_id, 0)
+
+
+async def test_duplicate_event_attaches_no_second_live_sink(feishu: FakeFeishu, runtime: RecordingRuntime) -> None:
+    async with serve(make_adapter(feishu, runtime, live_updates=True)) as client:
+        assert (await post_signed(client, fixture("group_mention"))).status == 200
+        assert (await post_signed(client, fixture("group_mention"))).status == 200  # Feishu redelivers
+    assert len(runtime.turns) == 2 and len(runtime.sinks) == 1
+
+
+async def test_without_live_updates_no_sink_is_attached(feishu: FakeFeishu, runtime: RecordingRuntime) -> None:
+    async with serve(make_adapter(feishu, runtime)) as client:
+        assert (await post_signed(client, fixture("group_mention"))).status == 200
+    assert len(runtime.accepted) == 1 and runtime.sinks == []

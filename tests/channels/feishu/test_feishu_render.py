@@ -6,7 +6,7 @@ import json
 import re
 
 from botframework.testing import long_markdown_reply
-from channels.feishu.render import EMPTY_REPLY, card_markdown, render_reply, to_feishu_markdown
+from channels.feishu.render import EMPTY_REPLY, card_markdown, render_preview, render_reply, to_feishu_markdown
 
 
 def wire_size(content: str) -> int:
@@ -50,3 +50,21 @@ def test_long_replies_fit_the_card_limit_on_the_wire_even_in_cjk() -> None:
             assert len(re.findall(r"^```", card_markdown(content), re.MULTILINE)) % 2 == 0
         joined = "".join(card_markdown(c) for c in contents)
         assert re.sub(r"\s+", "", joined).count(re.sub(r"\s+", "", text.splitlines()[0])) >= 1
+
+
+def test_every_card_is_shared_so_it_can_be_patched() -> None:
+    for content in [*render_reply(long_markdown_reply(40_000)), render_preview("so far")]:
+        assert json.loads(content)["config"] == {"update_multi": True}
+
+
+def test_preview_is_the_first_card_marked_unfinished() -> None:
+    assert card_markdown(render_preview("**Hel")) == "**Hel …"
+    assert card_markdown(render_preview("")) == "…"
+    assert card_markdown(render_preview("<at id=all></at> hi")) == "&#60;at id=all>&#60;/at> hi …"
+
+
+def test_preview_of_a_long_reply_is_its_first_card_rendered_from_the_head_only() -> None:
+    text = long_markdown_reply(200_000)
+    preview = render_preview(text)
+    assert preview == render_reply(text)[0]  # the final first chunk: no marker, and it fits
+    assert wire_size(preview) <= 30 * 1024

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from botframework.testing import BotHarness, long_markdown_reply, wait_until
@@ -10,13 +12,13 @@ from tests.channels.slack.test_conformance import SlackHarness
 
 
 @pytest.fixture
-async def slack_bot(db_url: str) -> tuple[SlackHarness, BotHarness]:
+async def slack_bot(db_url: str) -> AsyncIterator[tuple[SlackHarness, BotHarness]]:
     harness = SlackHarness("im")
     await harness.start()
     bot = BotHarness(channel="slack", channel_config=harness.channel_config(), db_url=db_url)
     await bot.__aenter__()
     await harness.connect(bot)
-    yield harness, bot  # type: ignore[misc]
+    yield harness, bot
     await bot.__aexit__(None, None, None)
     await harness.stop()
 
