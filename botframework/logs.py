@@ -1,10 +1,19 @@
-"""Logging setup: text for a terminal or one JSON object per line, with every configured secret
-redacted from every record (a second line of defence behind SecretStr)."""
+"""Logging setup: text for a terminal or one JSON object per line, with secrets redacted from every
+formatted line (a second line of defence behind SecretStr).
+
+Two kinds of secret: the configured ones (every SecretStr value, replaced wherever it appears) and
+the ones obtained at run time, which no config knows: vendor access tokens that travel in query
+strings (``access_token=...``, ``tenant_access_token=...``) and bearer credentials. An SDK or
+transport error chained under ours (``raise ... from exc``) often prints its request URL, so the
+second kind is redacted by pattern. Redaction runs on the final line, so the message, structured
+extras and tracebacks are all covered.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -14,7 +23,7 @@ from pydantic import BaseModel, SecretStr
 
 from botframework.config.schema import Config
 
-__all__ = ["collect_secrets", "setup_logging"]
+__all__ = ["collect_secrets", "redact_text", "setup_logging"]
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -42,25 +51,31 @@ def collect_secrets(config: Config) -> list[str]:
     return sorted(set(found), key=len, reverse=True)
 
 
-class _Redactor(logging.Filter):
-    def __init__(self, secrets: Iterable[str]) -> None:
+_CREDENTIAL_PARAMS = re.compile(
+    r"(?i)\b((?:[a-z]+_)?access_token|refresh_token|api_key|key|token|[a-z_]*secret)=([^&\s'\"\\]+)"
+)
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/\-]+=*")
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with the given secrets and any run-time credential (query parameter, bearer) masked."""
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    text = _CREDENTIAL_PARAMS.sub(r"\1=***", text)
+    return _BEARER.sub(r"\1***", text)
+
+
+class _Redacting(logging.Formatter):
+    """Wraps the real formatter and redacts the whole formatted line."""
+
+    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = list(secrets)
+        self._inner = inner
+        self._secrets = sorted(set(secrets), key=len, reverse=True)
 
-    def redact(self, text: str) -> str:
-        for s in self.secrets:
-            if s in text:
-                text = text.replace(s, "***")
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            record.msg = self.redact(record.getMessage())
-            record.args = None
-            if record.exc_info and record.exc_info[1] is not None:
-                record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
-                record.exc_info = None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(self._inner.format(record), self._secrets)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -82,11 +97,12 @@ class _JsonFormatter(logging.Formatter):
 def setup_logging(config: Config, *, stream: Any = None) -> None:
     """Configure the root logger once per process from ``config.logging``."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    if config.logging.format == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.addFilter(_Redactor(collect_secrets(config)))
+    inner = (
+        _JsonFormatter()
+        if config.logging.format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    )
+    handler.setFormatter(_Redacting(inner, collect_secrets(config)))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

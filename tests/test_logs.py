@@ -71,3 +71,37 @@ def test_turn_events_become_structured_log_records(restore_logging: object) -> N
     [record] = [json.loads(line) for line in out.getvalue().splitlines()]  # TOOL_START is DEBUG: filtered
     assert record["level"] == "warning" and record["event"] == "fallback" and record["tenant"] == "acme"
     assert record["event_data"]["to_model"] == "backup"
+
+
+def test_run_time_credentials_are_redacted_by_pattern(restore_logging: object) -> None:
+    """Access tokens fetched at run time are in no config; a chained transport error prints its URL."""
+    out = io.StringIO()
+    setup_logging(parse_config(CONFIG.replace("format: json", "format: text"), env={}), stream=out)
+    log = logging.getLogger("test.redaction")
+    try:
+        try:
+            raise ConnectionError(
+                "POST https://qyapi.weixin.qq.com/cgi-bin/message/send?access_token=RUNTIME-TOKEN-42&debug=1 failed"
+            )
+        except ConnectionError as exc:
+            raise RuntimeError("wecom message/send failed") from exc
+    except RuntimeError:
+        log.exception("delivery failed")
+    log.warning("GET /cgi-bin/gettoken?corpid=ww1&corpsecret=CORP-SECRET-9 then app_secret=APP-SECRET-1")
+    log.warning("sent with headers %s", {"Authorization": "Bearer t-g104abcDEF.ghi_jkl"})
+    log.warning("counted input_tokens=812 output_tokens=40 max_tokens=1024")
+    text = out.getvalue()
+    for leaked in ("RUNTIME-TOKEN-42", "CORP-SECRET-9", "APP-SECRET-1", "t-g104abcDEF"):
+        assert leaked not in text, leaked
+    assert "access_token=***&debug=1" in text and "corpsecret=***" in text and "Bearer ***" in text
+    assert "input_tokens=812 output_tokens=40 max_tokens=1024" in text  # counts are not credentials
+
+
+def test_structured_extras_are_redacted_too(restore_logging: object) -> None:
+    out = io.StringIO()
+    setup_logging(parse_config(CONFIG, env={}), stream=out)
+    logging.getLogger("test.redaction").warning(
+        "model call", extra={"event_data": {"request": "key sk-live-abcdef123456", "url": "/x?token=abc123"}}
+    )
+    [record] = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert record["event_data"] == {"request": "key ***", "url": "/x?token=***"}
