@@ -9,9 +9,12 @@ Which payloads become a turn:
 
 - ``text``: its ``Content``.
 - ``voice`` with a ``Recognition`` (WeChat speech-to-text, when enabled): the recognised text.
-- other media (``image``, ``voice``, ``video``, ``shortvideo``, ``file``) and ``location``/``link``:
-  a turn with a short bracketed placeholder (``[image]``, ``[location: Label]``...), so the user
-  gets an answer (the model can say it only reads text) instead of silence.
+- ``image``: the placeholder ``[image]`` plus the picture itself by its ``PicUrl`` (both vendors serve
+  it from a public CDN, so a vision model fetches it; for a text-only model the budget engine strips
+  the image and the placeholder remains).
+- other media (``voice``, ``video``, ``shortvideo``, ``file``) and ``location``/``link``:
+  a turn with a short bracketed placeholder (``[voice message]``, ``[location: Label]``...), so the
+  user gets an answer (the model can say it only reads text) instead of silence.
 - ``event`` (subscribe, enter_agent, menu clicks, ...): ignored; the callback is acked, no turn.
 
 Dedupe key: ``MsgId``; a payload without one (events) is keyed ``FromUserName:CreateTime``.
@@ -27,9 +30,10 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
 
 from botframework.errors import PayloadError
+from botframework.messages import ImagePart
 from botframework.turn import Turn
 
-__all__ = ["CHANNEL", "event_id", "message_text", "parse_message", "parse_xml", "to_turn"]
+__all__ = ["CHANNEL", "event_id", "message_images", "message_text", "parse_message", "parse_xml", "to_turn"]
 
 CHANNEL = "wecom"
 _MEDIA = {
@@ -77,6 +81,14 @@ def message_text(fields: Mapping[str, str]) -> str | None:
     return None  # events and types we do not know
 
 
+def message_images(fields: Mapping[str, str]) -> tuple[ImagePart, ...]:
+    """The picture of an ``image`` message, by its CDN ``PicUrl`` (JPEG there); () otherwise."""
+    url = fields.get("PicUrl", "").strip()
+    if fields.get("MsgType") != "image" or not url.startswith(("https://", "http://")):
+        return ()
+    return (ImagePart(url=url, media_type="image/jpeg"),)
+
+
 def to_turn(fields: Mapping[str, str], *, tenant: str, channel: str) -> Turn | None:
     """The Turn a decrypted/verified message asks for (either vendor), or None to ignore it."""
     missing = [name for name in _REQUIRED if not fields.get(name)]
@@ -97,6 +109,7 @@ def to_turn(fields: Mapping[str, str], *, tenant: str, channel: str) -> Turn | N
         conversation_key=user,
         user_id=user,
         text=text,
+        images=message_images(fields),
         reply_target={"touser": user},
         received_at=received_at,
     )

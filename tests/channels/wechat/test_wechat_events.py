@@ -56,3 +56,9 @@ def test_plain_signature_is_sha1_of_the_sorted_parts() -> None:
 def test_bad_plain_signatures_are_rejected(signature: str, timestamp: str, nonce: str) -> None:
     with pytest.raises(SignatureError):
         verify_plain_signature(token="QDG6eK", signature=signature, timestamp=timestamp, nonce=nonce)
+
+
+def test_an_image_reaches_the_model_by_its_pic_url() -> None:
+    turn = parse_message(parse_xml((FIXTURES / "image.xml").read_bytes()), tenant="acme")
+    assert turn is not None and turn.channel == "wechat" and turn.text == "[image]"
+    assert [i.url for i in turn.images] == ["http://mmbiz.qpic.cn/mmbiz_jpg/abc123/0"]
