@@ -97,7 +97,8 @@ def test_a_non_numeric_create_time_is_a_payload_error() -> None:
 def test_an_image_reaches_the_model_by_its_cdn_url_with_a_text_fallback() -> None:
     turn = parse_message(parse_xml((FIXTURES / "image.xml").read_bytes()), tenant="acme")
     assert turn is not None and turn.text == "[image]"
-    assert [(i.url, i.media_type) for i in turn.images] == [("https://wework.qpic.cn/wwpic/123456_abcdef/0", "image/jpeg")]
+    picture = ("https://wework.qpic.cn/wwpic/123456_abcdef/0", "image/jpeg")
+    assert [(i.url, i.media_type) for i in turn.images] == [picture]
     link = parse_message(parse_xml((FIXTURES / "link.xml").read_bytes()), tenant="acme")
     assert link is not None and link.images == ()  # a link's preview picture is not the user's image
 
