@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Protocol
 from aiohttp import web
 from pydantic import BaseModel
 
+from botframework.errors import MediaError
 from botframework.turn import Reply, ReplySink, Turn
 
 __all__ = [
@@ -147,6 +148,11 @@ class ChannelAdapter(ABC):
     async def stop(self) -> None:
         """Close connections; called once at shutdown."""
         return None
+
+    async def fetch_media(self, ref: str) -> tuple[bytes, str]:
+        """Bytes and media type of an image this adapter referenced as ``media_ref(name, ref)``
+        (one the model provider cannot fetch itself). Raise MediaError when it cannot be had."""
+        raise MediaError(f"the {self.name} channel does not serve media (ref {ref!r})")
 
     @abstractmethod
     async def deliver(self, outbound: Outbound) -> None:

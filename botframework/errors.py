@@ -12,7 +12,8 @@ which vendor library raised. Messages carry the offending values.
     ├── ChannelError                 a channel adapter's boundary
     │   ├── SignatureError           webhook signature/token check failed -> HTTP 401, no side effect
     │   ├── PayloadError             a vendor payload we cannot parse -> HTTP 400
-    │   └── DeliveryError            the vendor refused or failed to take our reply
+    │   ├── DeliveryError            the vendor refused or failed to take our reply
+    │   └── MediaError               a channel image could not be fetched (the model gets a note instead)
     ├── BudgetError                  the context budget engine
     │   └── InputTooLargeError       the protected part (system, input, tool tail) cannot fit: nothing sent
     ├── ModelError                   one model call failed; .kind is an ErrorKind
@@ -58,6 +59,7 @@ __all__ = [
     "ErrorKind",
     "IncompleteStreamError",
     "InputTooLargeError",
+    "MediaError",
     "ModelConnectionError",
     "ModelError",
     "ModelNotFoundError",
@@ -128,6 +130,10 @@ class DeliveryError(ChannelError):
         super().__init__(message)
         self.retryable = retryable
         self.delivered_parts = delivered_parts
+
+
+class MediaError(ChannelError):
+    """A channel could not fetch an image it referenced (gone, too large, refused, unreachable)."""
 
 
 class BudgetError(BotframeworkError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botframework.budget import BudgetEngine
@@ -28,6 +28,7 @@ from botframework.errors import (
 from botframework.events import EventBus, EventKind
 from botframework.hooks import TurnHooks
 from botframework.ledger import LedgerWriter
+from botframework.media import MediaResolver
 from botframework.messages import Message, ToolSpec
 from botframework.models.base import ModelRequest, ModelResponse
 from botframework.models.router import ModelRouter
@@ -143,8 +144,11 @@ class InvocationService:
         agents: Mapping[str, AgentRuntime],
         events: EventBus,
         ledger: LedgerWriter,
+        media: MediaResolver | None = None,
     ) -> None:
         self.config = config
+        self.media = media
+        """Resolves channel image references before each model call (None: the CLI, no channels)."""
         self.db = db
         self.budget = budget
         self.router = router
@@ -292,6 +296,8 @@ class InvocationService:
         request = await agent.hooks.before_model(
             ctx, prepared.to_request(temperature=agent.agent.temperature), model_name
         )
+        if self.media is not None:
+            request = replace(request, messages=await self.media.resolve(ctx.tenant, request.messages))
         await self.emit(
             EventKind.MODEL_REQUEST,
             ctx,

@@ -24,11 +24,12 @@ from sqlalchemy.exc import IntegrityError
 from botframework.budget import BudgetEngine
 from botframework.channel import CHANNEL_ADAPTERS, ChannelAdapter, EventRef, IngestResult, IngestStatus, Outbound
 from botframework.config.schema import Config
-from botframework.errors import ConfigError, ConfigProblem, DeliveryError, StorageError
+from botframework.errors import ConfigError, ConfigProblem, DeliveryError, MediaError, StorageError
 from botframework.events import EventBus, log_event
 from botframework.hooks import HookChain, resolve_hooks
 from botframework.invocation import AgentRuntime, InvocationService
 from botframework.ledger import LedgerWriter
+from botframework.media import MediaResolver
 from botframework.messages import Message
 from botframework.metrics import Metrics
 from botframework.models.base import ModelClient
@@ -148,6 +149,7 @@ class Runtime:
             agents=agents,
             events=self.events,
             ledger=self.ledger,
+            media=MediaResolver(fetch=self._fetch_media),
         )
         self.scheduler = ConversationScheduler(process=self._process, on_depth=self.metrics.queue_depth.set)
         self.adapters: dict[tuple[str, str], ChannelAdapter] = {}
@@ -269,6 +271,13 @@ class Runtime:
             if conversation_id is None:
                 return []
             return await recent_transcript(conn, conversation_id=conversation_id, limit=limit)
+
+    async def _fetch_media(self, tenant: str, channel: str, ref: str) -> tuple[bytes, str]:
+        """An image a channel referenced, fetched by that tenant's adapter (never another tenant's)."""
+        adapter = self.adapters.get((tenant, channel))
+        if adapter is None:
+            raise MediaError(f"tenant {tenant!r} has no {channel} channel to fetch image {ref!r} from")
+        return await adapter.fetch_media(ref)
 
     def attach_sink(self, tenant: str, channel: str, turn_id: str, sink: ReplySink) -> None:
         self._sinks[turn_id] = sink

@@ -22,6 +22,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -35,8 +36,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from botframework.channel import ChannelAdapter, ChannelRuntime, Outbound, Route
 from botframework.config.schema import SlackChannelConfig
-from botframework.errors import DeliveryError, PayloadError
+from botframework.errors import DeliveryError, MediaError, PayloadError
 from botframework.live import LiveReplies, ThrottledLiveReply
+from botframework.media import MAX_IMAGE_BYTES
 from channels.slack.events import CHANNEL, bot_user_from, parse_event
 from channels.slack.render import render_preview, render_reply
 
@@ -48,6 +50,8 @@ _RETRYABLE_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 _MAX_LIVE = 1024
+_SLACK_FILES_HOST = "files.slack.com"
+_MEDIA_TIMEOUT_S = 30.0
 _IDENTIFY_TIMEOUT_S = 10.0
 
 
@@ -159,6 +163,35 @@ class SlackAdapter(ChannelAdapter):
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
         await self._live.close()
+
+    # media
+
+    async def fetch_media(self, ref: str) -> tuple[bytes, str]:
+        """A shared file's bytes (``ref`` is its ``url_private``), read with the bot token.
+
+        The token is only ever sent to Slack's file host (or to the host of ``api_base_url``, for a
+        proxy or a test server), never to a URL a payload could point elsewhere. Without the
+        ``files:read`` scope Slack answers 200 with an HTML login page: that is reported as such.
+        """
+        host = urlsplit(ref).hostname
+        allowed = {_SLACK_FILES_HOST, urlsplit(self.settings.api_base_url).hostname}
+        if urlsplit(ref).scheme not in ("https", "http") or host not in allowed:
+            raise MediaError(f"slack file {ref!r} is not on {_SLACK_FILES_HOST}: not fetched with the bot token")
+        headers = {"Authorization": f"Bearer {self._bot_token}"}
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_MEDIA_TIMEOUT_S)) as session,
+                session.get(ref, headers=headers) as response,
+            ):
+                if response.status != 200:
+                    raise MediaError(f"slack file {ref!r}: HTTP {response.status}")
+                media_type = response.content_type
+                if media_type == "text/html":
+                    raise MediaError(f"slack file {ref!r} answered a login page: the app needs the files:read scope")
+                data = await response.content.read(MAX_IMAGE_BYTES + 1)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise MediaError(f"slack file {ref!r}: {type(exc).__name__}") from exc
+        return data, media_type
 
     async def _identify(self) -> None:
         """Learn the bot's user id (auth.test); on failure run on, the envelopes will tell."""

@@ -10,7 +10,9 @@ Which events become a turn:
   ``app_mention`` twin: Slack sends both, with different event ids, for the same message.
 
 Ignored: the bot's own messages, other bots, edits, deletions and every subtype except
-``file_share`` and ``thread_broadcast``.
+``file_share`` and ``thread_broadcast``. Images shared with a message become media references
+(:func:`botframework.media.media_ref` of their ``url_private``): only the bot's token can read them,
+so the core asks this channel for the bytes when a vision model needs them.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botframework.errors import PayloadError
+from botframework.media import media_ref
+from botframework.messages import ImagePart
 from botframework.turn import Turn
 
-__all__ = ["CHANNEL", "SlackEvent", "bot_user_from", "conversation_key", "parse_event", "unescape"]
+__all__ = ["CHANNEL", "SlackEvent", "bot_user_from", "conversation_key", "images_of", "parse_event", "unescape"]
 
 CHANNEL = "slack"
 _KEPT_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
@@ -61,6 +65,18 @@ def _mention_pattern(bot_user_id: str, *, spaced: bool = False) -> re.Pattern[st
     """``<@U123>`` or ``<@U123|name>``; ``spaced`` also takes the blanks around it."""
     blanks = "[ \t]*" if spaced else ""
     return re.compile(rf"{blanks}<@{re.escape(bot_user_id)}(?:\|[^>]*)?>{blanks}")
+
+
+def images_of(event: Mapping[str, Any]) -> tuple[ImagePart, ...]:
+    """The images among a message's ``files``, as references the Slack adapter can fetch."""
+    images: list[ImagePart] = []
+    for f in event.get("files") or ():
+        if not isinstance(f, Mapping):
+            continue
+        mimetype, url = f.get("mimetype"), f.get("url_private")
+        if isinstance(mimetype, str) and mimetype.startswith("image/") and isinstance(url, str) and url:
+            images.append(ImagePart(url=media_ref(CHANNEL, url), media_type=mimetype))
+    return tuple(images)
 
 
 def _received_at(body: Mapping[str, Any]) -> datetime:
@@ -113,7 +129,8 @@ def parse_event(body: Mapping[str, Any], *, tenant: str, bot_user_id: str | None
 
     text = _mention_pattern(bot, spaced=True).sub(" ", raw_text) if bot else raw_text
     text = unescape(text).strip()
-    if not text:
+    images = images_of(event)
+    if not text and not images:
         return None
     turn = Turn(
         tenant=tenant,
@@ -122,6 +139,7 @@ def parse_event(body: Mapping[str, Any], *, tenant: str, bot_user_id: str | None
         conversation_key=conversation_key(channel, thread_ts=thread_ts, ts=ts, direct=direct),
         user_id=str(user),
         text=text,
+        images=images,
         reply_target={"channel": channel, "thread_ts": thread_ts or ts},
         received_at=_received_at(body),
     )

@@ -82,15 +82,26 @@ class FakeSlack:
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
     _socket_connected: asyncio.Event = field(default_factory=asyncio.Event)
     _ack_arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    """Private files by path below ``/files-pri/``: (bytes, content type)."""
+    file_requests: list[SlackCall] = field(default_factory=list)
+    file_token: str = ""
+    """The bearer token file downloads need (empty: any)."""
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._port}/api/"
 
+    def add_file(self, name: str, data: bytes, content_type: str = "image/png") -> str:
+        """Serve a private file; returns its ``url_private``."""
+        self.files[name] = (data, content_type)
+        return f"http://127.0.0.1:{self._port}/files-pri/{name}"
+
     async def __aenter__(self) -> FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
+        app.router.add_get("/files-pri/{name}", self._file)
         self._runner, self._port = await serve_local(app)
         return self
 
@@ -156,6 +167,17 @@ class FakeSlack:
         return await asyncio.wait_for(arrived(), within)
 
     # handlers
+
+    async def _file(self, request: web.Request) -> web.Response:
+        """``url_private`` downloads: like Slack, a missing/bad token gets the HTML login page (200)."""
+        name = request.match_info["name"]
+        self.file_requests.append(SlackCall(method=name, params={}, headers=dict(request.headers)))
+        if self.file_token and request.headers.get("Authorization") != f"Bearer {self.file_token}":
+            return web.Response(text="<html>Sign in to Slack</html>", content_type="text/html")
+        if name not in self.files:
+            return web.Response(status=404)
+        data, content_type = self.files[name]
+        return web.Response(body=data, content_type=content_type)
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]

@@ -1,0 +1,100 @@
+"""Channel images in model requests: pictures a vendor only serves with the bot's credentials.
+
+Slack's ``url_private`` and Feishu's message resources cannot be fetched by a model provider. The
+adapter that receives one stores a *reference*, ``ImagePart(url=media_ref(channel, ref))``
+(``media:<channel>:<ref>``), never the bytes: the message table stays small and a turn's work stays
+bounded by the window. Before each model call the invocation service resolves references into
+``data:`` URLs through the adapter that made them (:meth:`ChannelAdapter.fetch_media`), with a
+bounded in-memory cache so the rounds of a tool loop and the next turns do not download the same
+picture again. A failure never fails the turn: that image becomes a short text note for the model.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+
+from botframework.errors import MediaError
+from botframework.messages import ContentPart, ImagePart, Message, TextPart
+
+__all__ = ["MAX_IMAGE_BYTES", "MediaFetch", "MediaResolver", "media_ref", "parse_media_ref"]
+
+log = logging.getLogger(__name__)
+
+MEDIA_SCHEME = "media:"
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+"""Larger images are not sent (providers cap inline images at about 20 MB, base64 adds a third)."""
+
+MediaFetch = Callable[[str, str, str], Awaitable[tuple[bytes, str]]]
+"""``(tenant, channel, ref) -> (bytes, media type)``; raises MediaError."""
+
+
+def media_ref(channel: str, ref: str) -> str:
+    """The URL an adapter stores for an image only it can fetch."""
+    return f"{MEDIA_SCHEME}{channel}:{ref}"
+
+
+def parse_media_ref(url: str) -> tuple[str, str] | None:
+    """``(channel, ref)`` of a media reference; None for ordinary ``https:``/``data:`` URLs."""
+    if not url.startswith(MEDIA_SCHEME):
+        return None
+    channel, sep, ref = url[len(MEDIA_SCHEME) :].partition(":")
+    return (channel, ref) if sep and channel and ref else None
+
+
+class MediaResolver:
+    """Turns media references into ``data:`` URLs; one per process, shared by every tenant."""
+
+    def __init__(self, *, fetch: MediaFetch, max_cache_bytes: int = 64 * 1024 * 1024) -> None:
+        self._fetch = fetch
+        self._max_cache_bytes = max_cache_bytes
+        self._cache: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._cached_bytes = 0
+
+    async def resolve(self, tenant: str, messages: Sequence[Message]) -> list[Message]:
+        """``messages`` with every media reference replaced (unchanged messages are the same objects)."""
+        out: list[Message] = []
+        for message in messages:
+            if not any(isinstance(p, ImagePart) and parse_media_ref(p.url) for p in message.content):
+                out.append(message)
+                continue
+            parts: list[ContentPart] = []
+            for part in message.content:
+                parts.append(await self._part(tenant, part) if isinstance(part, ImagePart) else part)
+            out.append(replace(message, content=tuple(parts)))
+        return out
+
+    async def _part(self, tenant: str, part: ImagePart) -> ContentPart:
+        parsed = parse_media_ref(part.url)
+        if parsed is None:
+            return part
+        key = (tenant, part.url)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return replace(part, url=cached)
+        channel, ref = parsed
+        try:
+            data, media_type = await self._fetch(tenant, channel, ref)
+            if len(data) > MAX_IMAGE_BYTES:
+                raise MediaError(f"{channel} image {ref!r} is {len(data):,} bytes (limit {MAX_IMAGE_BYTES:,})")
+            if not media_type.startswith("image/"):
+                raise MediaError(f"{channel} image {ref!r} came back as {media_type!r}, not an image")
+        except MediaError as exc:
+            log.warning("image not sent to the model: %s", exc)
+            return TextPart("[image unavailable]")
+        url = f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
+        self._remember(key, url)
+        return ImagePart(url=url, media_type=media_type, detail=part.detail)
+
+    def _remember(self, key: tuple[str, str], url: str) -> None:
+        if len(url) > self._max_cache_bytes:
+            return
+        self._cache[key] = url
+        self._cached_bytes += len(url)
+        while self._cached_bytes > self._max_cache_bytes:
+            _, old = self._cache.popitem(last=False)
+            self._cached_bytes -= len(old)
