@@ -13,6 +13,10 @@ its own loop, and events are handed to the server's loop with ``run_coroutine_th
 same path as the webhook. The client is driven through its ``_connect``/``_ping_loop``/``_disconnect``
 coroutines because its public ``start()`` blocks forever, cannot be stopped and owns the loop.
 
+Images: events reference pictures as ``{message_id}/{image_key}`` (:mod:`.events`); ``fetch_media``
+downloads one through the message resource API (``GET /open-apis/im/v1/messages/{message_id}/
+resources/{image_key}?type=image``) with the tenant access token, only when the model needs it.
+
 Outbound: each reply chunk is an interactive card (:mod:`.render`) sent with ``areply`` to the user's
 message (in its thread when it had one; ``acreate`` in the chat when there is no message to answer
 or it was recalled). Every chunk carries a ``uuid`` derived from the turn id and chunk index, so a
@@ -31,6 +35,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
@@ -42,6 +47,7 @@ from aiohttp import web
 from lark_oapi.api.im.v1 import (
     CreateMessageRequest,
     CreateMessageRequestBody,
+    GetMessageResourceRequest,
     PatchMessageRequest,
     PatchMessageRequestBody,
     ReplyMessageRequest,
@@ -55,7 +61,7 @@ from pydantic import BaseModel
 
 from botframework.channel import ChannelAdapter, ChannelRuntime, Outbound, Route
 from botframework.config.schema import FeishuChannelConfig
-from botframework.errors import DeliveryError, PayloadError, SignatureError
+from botframework.errors import DeliveryError, MediaError, PayloadError, SignatureError
 from botframework.live import LiveReplies, ThrottledLiveReply
 from channels.feishu.crypto import decrypt, token_matches, verify_signature
 from channels.feishu.events import CHANNEL, MESSAGE_RECEIVE, event_type, parse_event
@@ -78,6 +84,9 @@ _BAD_APP_CREDENTIALS = frozenset({10003, 10014})
 _MESSAGE_RECALLED = 230011
 _MAX_LIVE = 1024
 _TRANSPORT_ERRORS = (httpx.HTTPError, json.JSONDecodeError, ObtainAccessTokenException, OSError)
+_MEDIA_REF = re.compile(r"(?P<message_id>[A-Za-z0-9_-]{1,128})/(?P<file_key>[A-Za-z0-9_-]{1,256})")
+_DEFAULT_IMAGE_TYPE = "image/png"
+_IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
 
 
 def delivery_uuid(tenant: str, turn_id: str, index: int) -> str:
@@ -368,6 +377,33 @@ class FeishuAdapter(ChannelAdapter):
         self._live.add(turn_id, live)
         self.runtime.attach_sink(self.tenant, CHANNEL, turn_id, live)
 
+    # media
+
+    async def fetch_media(self, ref: str) -> tuple[bytes, str]:
+        """Download a picture of a user's message (``{message_id}/{image_key}``, see :mod:`.events`)."""
+        match = _MEDIA_REF.fullmatch(ref)
+        if match is None:
+            raise MediaError(f"feishu image ref {ref!r} is not '<message_id>/<image_key>'")
+        message_id, file_key = match["message_id"], match["file_key"]
+        request = GetMessageResourceRequest.builder().message_id(message_id).file_key(file_key).type("image").build()
+        try:
+            await self._warm_token()
+            response = await self.client.im.v1.message_resource.aget(request)
+        except (ValueError, *_TRANSPORT_ERRORS) as exc:
+            raise MediaError(f"feishu image {ref!r} could not be downloaded: {type(exc).__name__}: {exc}") from exc
+        raw = response.raw
+        status = int(getattr(raw, "status_code", 0) or 0)
+        # lark-oapi keeps httpx's lower-cased header names but looks up "Content-Type": read them ourselves.
+        headers = {str(k).lower(): str(v) for k, v in (getattr(raw, "headers", None) or {}).items()}
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        data = bytes(getattr(raw, "content", None) or b"")
+        if not 200 <= status < 300 or content_type == "application/json":
+            error = _resource_error(data, status=status, target=f"image {ref}")
+            if error.code in _TOKEN_INVALID:
+                self._forget_token()
+            raise MediaError(f"feishu image {ref!r} was refused: {error}") from error
+        return data, _image_type(content_type, data)
+
     # outbound
 
     async def deliver(self, outbound: Outbound) -> None:
@@ -504,6 +540,42 @@ def _token_error(exc: Exception, *, delivered_parts: int) -> DeliveryError:
         retryable=code not in _BAD_APP_CREDENTIALS,
         delivered_parts=delivered_parts,
     )
+
+
+def _resource_error(body: bytes, *, status: int, target: str) -> _ApiError:
+    """The error a failed resource download answered: Feishu's JSON ``code``/``msg``, or a gateway page."""
+    try:
+        parsed = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        parsed = None
+    if isinstance(parsed, dict):
+        code = parsed.get("code")
+        return _ApiError(
+            "im.message_resource.get",
+            code=code if isinstance(code, int) else None,
+            msg=str(parsed.get("msg") or ""),
+            status=status,
+            target=target,
+        )
+    return _ApiError("im.message_resource.get", code=None, msg=f"non-JSON answer of {len(body)} bytes", status=status)
+
+
+def _image_type(content_type: str, data: bytes) -> str:
+    """The media type of a downloaded picture: the declared one, else sniffed, else PNG.
+
+    Feishu may serve pictures as ``application/octet-stream``; anything else that is declared
+    (``text/html``) is kept, so the core refuses it instead of sending it as an image.
+    """
+    if content_type.startswith("image/"):
+        return content_type
+    for magic, media_type in _IMAGE_MAGIC:
+        if data.startswith(magic):
+            return media_type
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if content_type in ("", "application/octet-stream", "binary/octet-stream"):
+        return _DEFAULT_IMAGE_TYPE
+    return content_type
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

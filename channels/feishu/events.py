@@ -7,10 +7,13 @@ Which ``im.message.receive_v1`` events become a turn:
   chat, or the thread inside it when the message is in a thread or replies to a message
   (``chat_id:root_id``), so a thread keeps its own history.
 
-Message types: ``text`` and ``post`` (rich text, flattened to plain text; code blocks stay fenced).
+Message types: ``text``, ``post`` (rich text, flattened to plain text; code blocks stay fenced) and
+``image``. Pictures (an ``image`` message, a post's ``img`` elements) are only served to the bot's
+own token, so the turn carries a reference, ``media:feishu:{message_id}/{image_key}``, that the
+adapter's ``fetch_media`` downloads when the model needs it; an image message's text is ``[image]``.
 The ``@_user_N`` placeholders are resolved through ``mentions``: the bot's own is removed, other
 people become ``@Name``. Ignored: senders that are not users (the bot itself, other apps), other
-message types (images, files, stickers, cards, system messages) and every other event type.
+message types (files, stickers, cards, system messages) and every other event type.
 """
 
 from __future__ import annotations
@@ -22,13 +25,31 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botframework.errors import PayloadError
+from botframework.media import media_ref
+from botframework.messages import ImagePart
 from botframework.turn import Turn
 
-__all__ = ["CHANNEL", "MESSAGE_RECEIVE", "conversation_key", "event_type", "parse_event", "post_to_text"]
+__all__ = [
+    "CHANNEL",
+    "IMAGE_TEXT",
+    "MESSAGE_RECEIVE",
+    "conversation_key",
+    "event_type",
+    "image_ref",
+    "parse_event",
+    "post_images",
+    "post_to_text",
+]
 
 CHANNEL = "feishu"
 MESSAGE_RECEIVE = "im.message.receive_v1"
+IMAGE_TEXT = "[image]"
 _PLACEHOLDER = re.compile(r"[ \t]*(@_user_\d+|@_all)[ \t]*")
+
+
+def image_ref(message_id: str, image_key: str) -> str:
+    """The media reference of a picture in a message: the resource API needs both ids."""
+    return f"{message_id}/{image_key}"
 
 
 def event_type(payload: Mapping[str, Any]) -> str | None:
@@ -139,14 +160,33 @@ def post_to_text(content: Mapping[str, Any], names: Mapping[str, str]) -> str:
     for paragraph in body.get("content") or ():
         if not isinstance(paragraph, list):
             continue
-        line = "".join(_element_text(el, names) for el in paragraph if isinstance(el, Mapping))
+        elements = [el for el in paragraph if isinstance(el, Mapping)]
+        line = "".join(_element_text(el, names) for el in elements)
+        if elements and elements[0].get("tag") == "at" and not _element_text(elements[0], names):
+            line = line.lstrip()  # the bot's mention opened the paragraph: drop the space that followed it
         lines.append(line)
     return "\n".join(lines)
 
 
-def _message_text(message: Mapping[str, Any], names: Mapping[str, str]) -> str | None:
+def post_images(content: Mapping[str, Any]) -> list[str]:
+    """The ``image_key`` of every ``img`` element of a post, in order, each once."""
+    keys: list[str] = []
+    for paragraph in _post_body(content).get("content") or ():
+        if not isinstance(paragraph, list):
+            continue
+        for element in paragraph:
+            if not isinstance(element, Mapping) or element.get("tag") != "img":
+                continue
+            key = _str(element.get("image_key"))
+            if key is not None and key not in keys:
+                keys.append(key)
+    return keys
+
+
+def _message_body(message: Mapping[str, Any], names: Mapping[str, str]) -> tuple[str, list[str]] | None:
+    """The text of a message and the image keys it carries; None for message types we ignore."""
     kind = message.get("message_type")
-    if kind not in ("text", "post"):
+    if kind not in ("text", "post", "image"):
         return None
     raw = message.get("content")
     try:
@@ -156,9 +196,14 @@ def _message_text(message: Mapping[str, Any], names: Mapping[str, str]) -> str |
     if not isinstance(content, Mapping):
         raise PayloadError(f"feishu {kind} message {message.get('message_id')!r} has content {raw!r}")
     if kind == "text":
-        return _resolve(str(content.get("text") or ""), names)
+        return _resolve(str(content.get("text") or ""), names), []
+    if kind == "image":
+        key = _str(content.get("image_key"))
+        if key is None:
+            raise PayloadError(f"feishu image message {message.get('message_id')!r} has no image_key: {raw!r}")
+        return IMAGE_TEXT, [key]
     # A post's text elements carry placeholders too (an @ typed as text); resolve them as well.
-    return _resolve(post_to_text(content, names), names)
+    return _resolve(post_to_text(content, names), names), post_images(content)
 
 
 def _clean(text: str) -> str:
@@ -197,11 +242,11 @@ def parse_event(payload: Mapping[str, Any], *, tenant: str, bot_open_id: str | N
     direct = message.get("chat_type") == "p2p"
     if not direct and not mentioned:
         return None
-    text = _message_text(message, names)
-    if text is None:
+    body = _message_body(message, names)
+    if body is None:
         return None
-    text = _clean(text)
-    if not text:
+    text, image_keys = _clean(body[0]), body[1]
+    if not text and not image_keys:
         return None
     root_id = _str(message.get("root_id")) or _str(message.get("thread_id"))
     return Turn(
@@ -210,7 +255,8 @@ def parse_event(payload: Mapping[str, Any], *, tenant: str, bot_open_id: str | N
         event_id=str(event_id),
         conversation_key=conversation_key(chat_id=str(chat_id), direct=direct, root_id=root_id),
         user_id=user,
-        text=text,
+        text=text or IMAGE_TEXT,
+        images=tuple(ImagePart(url=media_ref(CHANNEL, image_ref(str(message_id), key))) for key in image_keys),
         reply_target={
             "message_id": str(message_id),
             "chat_id": str(chat_id),

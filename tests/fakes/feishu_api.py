@@ -1,9 +1,11 @@
 """A local fake of the Feishu/Lark Open API that records what it receives.
 
 Point lark-oapi at ``fake.domain`` (``domain`` in the channel config). It answers the tenant access
-token, ``bot/v3/info``, ``im/v1/messages/{id}/reply``, ``im/v1/messages`` (create) and ``PATCH
-im/v1/messages/{id}`` (edit a card). Like Feishu, a send with a ``uuid`` already seen returns the
-first message again instead of posting twice: ``calls`` has every request, ``sent`` only the messages
+token, ``bot/v3/info``, ``im/v1/messages/{id}/reply``, ``im/v1/messages`` (create), ``PATCH
+im/v1/messages/{id}`` (edit a card) and ``GET im/v1/messages/{id}/resources/{key}`` (a picture of a
+user's message: ``add_image`` registers one, served only with the tenant token). Like Feishu, a send
+with a ``uuid`` already seen returns the first message again instead of posting twice: ``calls`` has
+every request, ``sent`` only the messages
 that reached the chat, with their current content (a PATCH replaces it and counts in ``edits``).
 Like Feishu, a PATCH only works on a card message we sent, and only when the card before and after
 declares ``config.update_multi: true`` (a shared card). ``fail(kind, ...)`` makes the next call(s)
@@ -25,8 +27,10 @@ import hashlib
 import itertools
 import json
 import os
+import struct
 import time
 import uuid as uuidlib
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,10 +41,24 @@ from lark_oapi.ws.pb.pbbp2_pb2 import Frame
 
 from tests.fakes.local import serve_local
 
-__all__ = ["BOT_OPEN_ID", "TENANT_TOKEN", "FakeFeishu", "FeishuCall", "encrypt", "signed_headers"]
+__all__ = ["BOT_OPEN_ID", "TENANT_TOKEN", "TINY_PNG", "FakeFeishu", "FeishuCall", "encrypt", "png", "signed_headers"]
 
 BOT_OPEN_ID = "ou_7d8a6e6df7621556ce0d21922b676706ccs"
 TENANT_TOKEN = "t-g1044ghJRUIJJ5ELPDOFRY4KYVTNXQ3M6ZMXFBA7"
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int] = (220, 40, 40)) -> bytes:
+    """A valid PNG of one colour (8-bit RGB), built here so no binary fixture is needed."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+TINY_PNG = png(2, 2)
 
 
 def encrypt(encrypt_key: str, plaintext: str | bytes) -> str:
@@ -71,7 +89,7 @@ def signed_headers(
 @dataclass
 class FeishuCall:
     kind: str
-    """``token``, ``bot_info``, ``reply``, ``create``, ``patch`` or ``ws_endpoint``."""
+    """``token``, ``bot_info``, ``reply``, ``create``, ``patch``, ``resource`` or ``ws_endpoint``."""
     path: str
     query: dict[str, str]
     body: dict[str, Any]
@@ -96,6 +114,10 @@ class FakeFeishu:
     """Messages that reached a chat: ``{message_id, chat_id, reply_to, reply_in_thread, msg_type, content, uuid}``."""
     chat_of: dict[str, str] = field(default_factory=dict)
     """Message id -> chat id, so replies to a known user message land in its chat (tests fill it)."""
+    images: dict[tuple[str, str], tuple[bytes, str | None]] = field(default_factory=dict)
+    """(message id, image key) -> (bytes, Content-Type or None to send none): what ``resource`` serves."""
+    stall_resources: asyncio.Event | None = None
+    """When set to an unset event, resource downloads hang until it is set (to test timeouts)."""
     _failures: dict[str, _Failure] = field(default_factory=dict)
     _by_uuid: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -118,6 +140,7 @@ class FakeFeishu:
         app.router.add_post("/open-apis/im/v1/messages/{message_id}/reply", self._reply)
         app.router.add_post("/open-apis/im/v1/messages", self._create)
         app.router.add_patch("/open-apis/im/v1/messages/{message_id}", self._patch)
+        app.router.add_get("/open-apis/im/v1/messages/{message_id}/resources/{file_key}", self._resource)
         app.router.add_post("/callback/ws/endpoint", self._ws_endpoint)
         app.router.add_get("/ws", self._ws)
         self._runner, self._port = await serve_local(app)
@@ -136,6 +159,12 @@ class FakeFeishu:
     ) -> None:
         """Make ``times`` calls of ``kind`` fail after ``after`` succeed; ``code=None`` answers non-JSON."""
         self._failures[kind] = _Failure(code=code, msg=msg, status=status, times=times, after=after)
+
+    def add_image(
+        self, message_id: str, image_key: str, data: bytes = TINY_PNG, *, content_type: str | None = "image/png"
+    ) -> None:
+        """Let ``message_id`` carry the picture ``image_key``."""
+        self.images[(message_id, image_key)] = (data, content_type)
 
     def calls_to(self, kind: str) -> list[FeishuCall]:
         return [c for c in self.calls if c.kind == kind]
@@ -278,6 +307,28 @@ class FakeFeishu:
         message["content"] = content
         message["edits"] += 1
         return web.json_response({"code": 0, "msg": "success", "data": {}})
+
+    async def _resource(self, request: web.Request) -> web.StreamResponse:
+        call, failed = await self._record("resource", request)
+        if failed is not None:
+            return failed
+        if self.stall_resources is not None:
+            await self.stall_resources.wait()
+        if call.headers.get("Authorization") != f"Bearer {TENANT_TOKEN}":
+            return web.json_response({"code": 99991663, "msg": "Invalid access token for authorization."}, status=400)
+        if call.query.get("type") not in ("image", "file"):
+            return web.json_response({"code": 234001, "msg": "Invalid request param."}, status=400)
+        found = self.images.get((request.match_info["message_id"], request.match_info["file_key"]))
+        if found is None:
+            return web.json_response({"code": 234003, "msg": "File not in msg."}, status=400)
+        data, content_type = found
+        if content_type is not None:
+            return web.Response(body=data, headers={"Content-Type": content_type})
+        bare = web.StreamResponse(headers={"Content-Length": str(len(data))})  # web.Response would add a type
+        await bare.prepare(request)
+        await bare.write(data)
+        await bare.write_eof()
+        return bare
 
     async def _ws_endpoint(self, request: web.Request) -> web.Response:
         call, failed = await self._record("ws_endpoint", request)

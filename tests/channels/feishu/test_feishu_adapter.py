@@ -281,7 +281,6 @@ async def test_malformed_verified_event_is_a_400(feishu: FakeFeishu, runtime: Re
         "group_without_mention",
         "group_mention_other_user_only",
         "p2p_from_app",
-        "p2p_image",
         "message_recalled",
         "bot_added_to_chat",
         "message_read",
