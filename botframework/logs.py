@@ -89,8 +89,6 @@ class _JsonFormatter(logging.Formatter):
         data.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
-        elif record.exc_text:
-            data["exc"] = record.exc_text
         return json.dumps(data, ensure_ascii=False, default=str)
 
 

@@ -79,12 +79,7 @@ class WeChatAdapter(CallbackAdapter):
             return raw
         if not encrypted:
             raise SignatureError("plaintext message refused in safe mode (encrypt_type is not aes)")
-        return self.crypt.open(
-            signature=query.get("msg_signature", ""),
-            timestamp=query.get("timestamp", ""),
-            nonce=query.get("nonce", ""),
-            encrypted=encrypted_field(raw),
-        )
+        return self.crypt.open_callback(query, encrypted_field(raw))
 
     def parse(self, fields: Mapping[str, str]) -> Turn | None:
         return parse_message(fields, tenant=self.tenant)

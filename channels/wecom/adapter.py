@@ -173,24 +173,14 @@ class WeComAdapter(CallbackAdapter):
         )
 
     def verify_url(self, query: Mapping[str, str]) -> str:
-        echo = self.crypt.open(
-            signature=query.get("msg_signature", ""),
-            timestamp=query.get("timestamp", ""),
-            nonce=query.get("nonce", ""),
-            encrypted=query.get("echostr", ""),
-        )
+        echo = self.crypt.open_callback(query, query.get("echostr", ""))
         try:
             return echo.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise SignatureError("decrypted echostr is not UTF-8") from exc
 
     def open_message(self, query: Mapping[str, str], raw: bytes) -> bytes:
-        return self.crypt.open(
-            signature=query.get("msg_signature", ""),
-            timestamp=query.get("timestamp", ""),
-            nonce=query.get("nonce", ""),
-            encrypted=encrypted_field(raw),
-        )
+        return self.crypt.open_callback(query, encrypted_field(raw))
 
     def parse(self, fields: Mapping[str, str]) -> Turn | None:
         return parse_message(fields, tenant=self.tenant)

@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import os
 import struct
+from collections.abc import Mapping
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -129,3 +130,12 @@ class MsgCrypt:
         """Verify the signature, then decrypt: what a callback handler needs."""
         self.verify(signature=signature, timestamp=timestamp, nonce=nonce, encrypted=encrypted)
         return self.decrypt(encrypted)
+
+    def open_callback(self, query: Mapping[str, str], encrypted: str) -> bytes:
+        """:meth:`open` with ``msg_signature``, ``timestamp`` and ``nonce`` taken from a callback query."""
+        return self.open(
+            signature=query.get("msg_signature", ""),
+            timestamp=query.get("timestamp", ""),
+            nonce=query.get("nonce", ""),
+            encrypted=encrypted,
+        )
