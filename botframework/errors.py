@@ -8,6 +8,7 @@ which vendor library raised. Messages carry the offending values.
 
     BotframeworkError
     ├── ConfigError                  config file unreadable or invalid; .problems lists each one
+    ├── PluginError                  a channel/provider/tool/hook plugin is unknown, claimed twice, or broken
     ├── StorageError                 database unreachable, migration failed
     ├── ChannelError                 a channel adapter's boundary
     │   ├── SignatureError           webhook signature/token check failed -> HTTP 401, no side effect
@@ -32,9 +33,9 @@ which vendor library raised. Messages carry the offending values.
     ├── ToolError                    a tool could not run (becomes a tool error result, not a crash)
     │   ├── UnknownToolError         the model called a tool that is not enabled
     │   └── ToolArgumentsError       arguments are not JSON or do not match the schema
-    └── TurnStopped                  the turn ended early on purpose
-        ├── TurnAbortedError         a hook aborted the turn; .message is shown to the user
-        └── TurnCancelledError       the user (or shutdown) cancelled the turn
+    └── TurnAbortedError             a hook aborted the turn on purpose; .message is shown to the user
+
+Cancelling a turn (the user's ``cancel``, or shutdown) is ``asyncio.CancelledError``, not an error.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ __all__ = [
     "ModelNotFoundError",
     "ModelTimeoutError",
     "PayloadError",
+    "PluginError",
     "RateLimitedError",
     "ServerError",
     "SignatureError",
@@ -72,8 +74,6 @@ __all__ = [
     "ToolArgumentsError",
     "ToolError",
     "TurnAbortedError",
-    "TurnCancelledError",
-    "TurnStopped",
     "UnknownToolError",
     "error_for_kind",
 ]
@@ -104,6 +104,18 @@ class ConfigError(BotframeworkError):
             problems = [ConfigProblem("<root>", problems)]
         self.problems: tuple[ConfigProblem, ...] = tuple(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class PluginError(BotframeworkError):
+    """A plugin cannot be used: nobody provides it, two distributions claim it, or it is broken.
+
+    ``name`` and ``group`` say which plugin; ``distribution`` which package ships it, when known."""
+
+    def __init__(self, message: str, *, name: str, group: str, distribution: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.group = group
+        self.distribution = distribution
 
 
 class StorageError(BotframeworkError):
@@ -335,17 +347,10 @@ class ToolArgumentsError(ToolError):
         super().__init__(f"invalid arguments for tool {name!r}: {problem}")
 
 
-class TurnStopped(BotframeworkError):
-    """The turn ended early on purpose (not a failure of the framework)."""
-
-
-class TurnAbortedError(TurnStopped):
+class TurnAbortedError(BotframeworkError):
     """A hook aborted the turn; ``message`` is what the user sees."""
 
     def __init__(self, message: str) -> None:
         self.message = message
         super().__init__(message)
 
-
-class TurnCancelledError(TurnStopped):
-    """The turn was cancelled; what was persisted stays."""

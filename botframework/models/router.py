@@ -146,10 +146,6 @@ class ModelRouter:
         self._sleep = sleep
         self._random = random if random is not None else Random()
 
-    async def close(self) -> None:
-        for client in self.clients.values():
-            await client.close()
-
     async def call(
         self,
         *,
