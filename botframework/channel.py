@@ -1,16 +1,24 @@
-"""The contract every channel adapter implements, and what the core gives it.
+"""The contract every channel implements, and what the core gives it.
+
+A channel is a plugin: a distribution registers its adapter class under the entry-point group
+``botframework.channels`` (the entry-point name is the key under ``tenants.*.channels``), exactly
+as the channels shipped with botframework do. The class declares its ``name`` and ``config_model``
+(the pydantic model of its options); the core builds one instance per tenant that enables it as
+``Adapter(tenant=..., config=<config_model instance>, runtime=...)``.
 
 An adapter only translates: a verified vendor payload becomes a :class:`~botframework.turn.Turn`
 handed to :meth:`ChannelRuntime.ingest`; an :class:`Outbound` reply becomes vendor API calls.
-Dedupe, persistence, ordering, budgeting, models and retries of delivery live in the core.
+Dedupe, persistence, ordering, budgeting, models, chunking, live updates and retries of delivery
+live in the core (see :class:`botframework.chunked.ChunkedAdapter` for the delivery half).
 
 Every channel package has the same shape::
 
-    channels/<name>/__init__.py   exports the adapter class
-    channels/<name>/adapter.py    ChannelAdapter subclass: routes or connection, deliver()
-    channels/<name>/events.py     vendor payload -> Turn (pure functions, tested on recorded fixtures)
-    channels/<name>/crypto.py     signature / decryption, when the vendor has any
-    channels/<name>/render.py     Reply -> vendor message bodies (dialect + chunking via botframework.render)
+    <package>/__init__.py   exports the adapter class
+    <package>/adapter.py    ChannelAdapter subclass: routes or connection, vendor send calls
+    <package>/config.py     the channel's options (pydantic, a docstring per field)
+    <package>/events.py     vendor payload -> Turn (pure functions, tested on recorded fixtures)
+    <package>/crypto.py     signature / decryption, only when no library verifies
+    <package>/render.py     its Markdown dialect and message limit
 """
 
 from __future__ import annotations
@@ -19,16 +27,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel
 
 from botframework.errors import MediaError
+from botframework.render import UNLIMITED, ChannelLimit, render_chunks
 from botframework.turn import Reply, ReplySink, Turn
 
 __all__ = [
-    "CHANNEL_ADAPTERS",
     "ChannelAdapter",
     "ChannelRuntime",
     "EventRef",
@@ -37,17 +45,6 @@ __all__ = [
     "Outbound",
     "Route",
 ]
-
-
-CHANNEL_ADAPTERS: Mapping[str, str] = {
-    "websocket": "channels.websocket:WebSocketAdapter",
-    "slack": "channels.slack:SlackAdapter",
-    "discord": "channels.discord:DiscordAdapter",
-    "feishu": "channels.feishu:FeishuAdapter",
-    "wecom": "channels.wecom:WeComAdapter",
-    "wechat": "channels.wechat:WeChatAdapter",
-}
-"""Channel name -> adapter class import path. A configurable channel missing here is not shipped yet."""
 
 
 class IngestStatus(StrEnum):
@@ -126,16 +123,36 @@ class ChannelRuntime(Protocol):
         """Cancel the turn answering ``event_id``; False if it already finished."""
 
 
-class ChannelAdapter(ABC):
+C = TypeVar("C", bound=BaseModel)
+"""The channel's options model."""
+
+
+class ChannelAdapter(ABC, Generic[C]):
     """Base class of every channel adapter; one instance per (tenant, channel)."""
 
     name: ClassVar[str]
-    """The channel's key under ``channels:`` and in routes (``slack``)."""
+    """The channel's key under ``tenants.*.channels`` (its entry-point name) and in its routes."""
+    config_model: ClassVar[type[BaseModel]]
+    """Validates the channel's YAML section; the instance is passed to the constructor as ``config``."""
+    message_limit: ClassVar[ChannelLimit] = UNLIMITED
+    """The most one message may carry; replies are chunked to fit (characters or UTF-8 bytes)."""
+    empty_reply: ClassVar[str] = "(empty reply)"
+    """Sent instead of an empty reply (vendors refuse empty messages)."""
 
-    def __init__(self, *, tenant: str, config: BaseModel, runtime: ChannelRuntime) -> None:
+    def __init__(self, *, tenant: str, config: C, runtime: ChannelRuntime) -> None:
+        if not isinstance(config, self.config_model):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_model.__name__}, got {type(config).__name__}")
         self.tenant = tenant
-        self.config = config
+        self.config: C = config
         self.runtime = runtime
+
+    def render(self, markdown: str) -> str:
+        """The channel's Markdown dialect, applied to one chunk; by default the Markdown as written."""
+        return markdown
+
+    def render_reply(self, text: str) -> list[str]:
+        """The messages a reply becomes, in order: each rendered and within ``message_limit``; never empty."""
+        return render_chunks(text, self.render, self.message_limit) or [self.render(self.empty_reply)]
 
     def routes(self) -> Sequence[Route]:
         """HTTP routes this channel serves under ``/t/{tenant}/``; gateway clients have none."""

@@ -203,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = load_config(args.file)
             _say(f"ok: {args.file} — {len(config.tenants)} tenant(s), {len(config.models)} model(s)")
             return 0
-        config = load_config(args.config)
+        config = load_config(args.config, skip_broken_plugins=args.command == "serve")
         if args.command == "serve":
             _configure_logging(config, quiet=False)
             asyncio.run(_serve(config, args.host, args.port))

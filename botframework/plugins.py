@@ -130,7 +130,7 @@ class PluginGroup(Generic[T]):
                 group=self.group,
             )
         if len(sources) > 1:
-            claims = "; ".join(s.describe() for s in sources)
+            claims = "; ".join(s.describe() for s in sorted(sources, key=lambda s: s.distribution))
             raise PluginError(
                 f"{len(sources)} installed distributions claim the {self.kind} {name!r}: {claims}. "
                 "Uninstall all but one.",
@@ -233,7 +233,7 @@ def _check_hooks(name: str, obj: Any) -> Any:
     raise TypeError(f"expected a TurnHooks subclass or instance, got {type(obj).__name__}")
 
 
-CHANNELS: PluginGroup[type[ChannelAdapter]] = PluginGroup(
+CHANNELS: PluginGroup[type[ChannelAdapter[Any]]] = PluginGroup(
     group="botframework.channels", kind="channel", check=_check_channel
 )
 """Channel adapters (``type[ChannelAdapter]``) by their key under ``tenants.*.channels``."""

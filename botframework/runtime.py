@@ -11,7 +11,6 @@ every accepted message is answered once.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import time
 import uuid
@@ -22,9 +21,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from botframework.budget import BudgetEngine
-from botframework.channel import CHANNEL_ADAPTERS, ChannelAdapter, EventRef, IngestResult, IngestStatus, Outbound
+from botframework.channel import ChannelAdapter, EventRef, IngestResult, IngestStatus, Outbound
 from botframework.config.schema import Config
-from botframework.errors import ConfigError, ConfigProblem, DeliveryError, MediaError, StorageError
+from botframework.config.sections import UnavailablePlugin
+from botframework.errors import DeliveryError, MediaError, StorageError
 from botframework.events import EventBus, log_event
 from botframework.hooks import HookChain, resolve_hooks
 from botframework.invocation import AgentRuntime, InvocationService
@@ -35,6 +35,7 @@ from botframework.metrics import Metrics
 from botframework.models.base import ModelClient
 from botframework.models.registry import build_client
 from botframework.models.router import ModelRouter
+from botframework.plugins import CHANNELS
 from botframework.scheduler import ConversationScheduler
 from botframework.tools.registry import resolve_tools
 from botframework.turn import Origin, Reply, ReplySink, Turn
@@ -59,29 +60,11 @@ from storage.turns import (
     turn_record,
 )
 
-__all__ = ["Runtime", "load_adapter_class"]
+__all__ = ["Runtime"]
 
 log = logging.getLogger("botframework.runtime")
 
 DELIVERY_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)
-
-
-def load_adapter_class(channel: str) -> type[ChannelAdapter]:
-    path = CHANNEL_ADAPTERS.get(channel)
-    if path is None:
-        raise ConfigError(
-            [
-                ConfigProblem(
-                    f"channels.{channel}",
-                    f"the {channel} channel is not available in "
-                    f"this version (available: {', '.join(CHANNEL_ADAPTERS)})",
-                )
-            ]
-        )
-    module_name, _, attr = path.partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
-    assert isinstance(cls, type) and issubclass(cls, ChannelAdapter)
-    return cls
 
 
 class _LateSink:
@@ -152,11 +135,16 @@ class Runtime:
             media=MediaResolver(fetch=self._fetch_media),
         )
         self.scheduler = ConversationScheduler(process=self._process, on_depth=self.metrics.queue_depth.set)
-        self.adapters: dict[tuple[str, str], ChannelAdapter] = {}
+        self.adapters: dict[tuple[str, str], ChannelAdapter[Any]] = {}
         if channels:
             for tenant_name, tenant in config.tenants.items():
-                for channel, channel_cfg in tenant.channels.enabled().items():
-                    cls = load_adapter_class(channel)
+                for channel, channel_cfg in tenant.channels.items():
+                    if isinstance(channel_cfg, UnavailablePlugin):
+                        log.error(
+                            "tenant %s runs without its %s channel: %s", tenant_name, channel, channel_cfg.problem
+                        )
+                        continue
+                    cls = CHANNELS.load(channel)
                     self.adapters[(tenant_name, channel)] = cls(tenant=tenant_name, config=channel_cfg, runtime=self)
         self._sinks: dict[str, ReplySink] = {}
         self._waiters: dict[str, list[asyncio.Future[Reply]]] = defaultdict(list)

@@ -11,10 +11,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from pydantic import BaseModel, ConfigDict
+
 from botframework.errors import ErrorKind
 from botframework.messages import ImagePart
 
-__all__ = ["NullSink", "Origin", "Reply", "ReplySink", "Turn"]
+__all__ = ["NullSink", "Origin", "Reply", "ReplySink", "ReplyTarget", "Turn"]
+
+
+class ReplyTarget(BaseModel):
+    """Where a reply goes, typed per channel (a Slack channel and thread, a Discord message...).
+
+    A channel subclasses it with the fields its ``deliver`` needs and hands an instance to ``Turn``.
+    It is stored as JSON with the inbound event, so a restart can still deliver; keys a later version
+    no longer knows are ignored when it is read back.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    def __str__(self) -> str:
+        """``channel=C0123 thread_ts=1712.5``: what error messages quote."""
+        return " ".join(f"{k}={v}" for k, v in self.model_dump().items() if v not in (None, ""))
 
 
 def _now() -> datetime:
@@ -28,8 +45,8 @@ class Turn:
     ``event_id`` is the vendor's id for dedupe within (tenant, channel). ``conversation_key`` names
     the conversation inside the channel (a DM, a Slack thread, a WebSocket user).
     ``reply_target`` is whatever the adapter needs later to deliver the reply (channel id,
-    thread ts, message id); it must be JSON-serializable because it is persisted, so a restart can
-    still deliver.
+    thread ts, message id): a :class:`ReplyTarget` of the channel, or a JSON-serializable mapping.
+    It is persisted (as a mapping), so a restart can still deliver.
     """
 
     tenant: str
@@ -39,8 +56,19 @@ class Turn:
     user_id: str
     text: str
     images: tuple[ImagePart, ...] = ()
-    reply_target: Mapping[str, Any] = field(default_factory=dict)
+    reply_target: Mapping[str, Any] | ReplyTarget = field(default_factory=dict)
     received_at: datetime = field(default_factory=_now)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.reply_target, ReplyTarget):
+            object.__setattr__(self, "reply_target", self.reply_target.model_dump(mode="json"))
+
+    @property
+    def target(self) -> Mapping[str, Any]:
+        """``reply_target`` as the mapping that is stored."""
+        target = self.reply_target
+        assert not isinstance(target, ReplyTarget)  # converted in __post_init__
+        return target
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -53,18 +53,14 @@ def raw_problems(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
 
 def config_problems(config: Config) -> Iterator[tuple[str, str]]:
-    """Checks that need the validated config: channels we ship, system prompts that fit."""
+    """Checks that need the validated config: channel plugins that load, system prompts that fit."""
     from botframework.budget import prompt_fit_problem
-    from botframework.channel import CHANNEL_ADAPTERS
+    from botframework.config.sections import BROKEN_PLUGIN, UnavailablePlugin
 
     for tname, tenant in config.tenants.items():
-        for channel in tenant.channels.enabled():
-            if channel not in CHANNEL_ADAPTERS:
-                yield (
-                    f"tenants.{tname}.channels.{channel}",
-                    f"the {channel} channel is not available in this version "
-                    f"(available: {', '.join(CHANNEL_ADAPTERS)})",
-                )
+        for channel, options in tenant.channels.items():
+            if isinstance(options, UnavailablePlugin):
+                yield f"tenants.{tname}.channels.{channel}", BROKEN_PLUGIN + options.problem
         agent = tenant.agent
         for name in [agent.model, *agent.fallback_models]:
             model = config.models.get(name)

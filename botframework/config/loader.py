@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from botframework.config.schema import Config
+from botframework.config.sections import BROKEN_PLUGIN, SKIP_BROKEN_PLUGINS
 from botframework.errors import ConfigError, ConfigProblem
 
 __all__ = ["interpolate", "load_config", "parse_config"]
@@ -100,8 +101,13 @@ def _message(err: Mapping[str, Any]) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def parse_config(text: str, *, env: Mapping[str, str] | None = None, source: str = "<config>") -> Config:
-    """Parse and validate config text. Raises ConfigError with every problem found."""
+def parse_config(
+    text: str, *, env: Mapping[str, str] | None = None, source: str = "<config>", skip_broken_plugins: bool = False
+) -> Config:
+    """Parse and validate config text. Raises ConfigError with every problem found.
+
+    ``skip_broken_plugins`` (``serve``): a channel whose installed plugin cannot be loaded is not an
+    error of the whole file; its section holds an ``UnavailablePlugin`` and the rest runs."""
     env = os.environ if env is None else env
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -131,7 +137,7 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, source: str
 
     config: Config | None = None
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(data, context={SKIP_BROKEN_PLUGINS: skip_broken_plugins})
     except ValidationError as exc:
         for err in exc.errors():
             path = _loc_to_path(err["loc"])
@@ -145,14 +151,17 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None, source: str
             problems.append(ConfigProblem(path, msg, line_of(path)))
     if config is not None and not problems:
         for path, msg in config_problems(config):
-            problems.append(ConfigProblem(path, msg, line_of(path)))
+            if not (skip_broken_plugins and msg.startswith(BROKEN_PLUGIN)):
+                problems.append(ConfigProblem(path, msg, line_of(path)))
     if problems or config is None:
         raise ConfigError(sorted(problems, key=lambda p: (p.line or 0, p.path)))
     return config
 
 
-def load_config(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a config file."""
+def load_config(
+    path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None, skip_broken_plugins: bool = False
+) -> Config:
+    """Read and validate a config file (``skip_broken_plugins``: see :func:`parse_config`)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -160,4 +169,4 @@ def load_config(path: str | os.PathLike[str], *, env: Mapping[str, str] | None =
         raise ConfigError([ConfigProblem("<file>", f"{p} does not exist")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigProblem("<file>", f"cannot read {p}: {exc}")]) from exc
-    return parse_config(text, env=env, source=str(p))
+    return parse_config(text, env=env, source=str(p), skip_broken_plugins=skip_broken_plugins)

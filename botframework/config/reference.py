@@ -1,56 +1,48 @@
 """Generate ``config/reference.yaml`` from the schema, so the documented reference cannot drift.
 
-``python -m botframework.config.reference > config/reference.yaml``; a test compares the two.
+``python -m botframework.config.reference > config/reference.yaml`` renders the core's options and
+those of the channels and model providers shipped with botframework; ``--installed`` adds every
+installed plugin (a test compares the shipped rendering with the committed file).
+
+Channels and providers are plugins, so their sections are rendered from each plugin's own
+``config_model``: a channel under ``tenants.acme.channels.<name>``, and for each provider the options
+it adds to the common model options.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 import types
 import typing
+from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, create_model
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from botframework.config.schema import Config, ModelConfig, TenantConfig
+from botframework.errors import PluginError
+from botframework.plugins import CHANNELS, PROVIDERS, PluginGroup
 
 __all__ = ["render_reference"]
 
+SHIPPED = "botframework"
+"""The distribution whose plugins the committed reference documents."""
+
 HEADER = """\
-# botframework configuration reference (generated from botframework/config/schema.py; do not edit by hand:
+# botframework configuration reference (generated from the config models; do not edit by hand:
 # python -m botframework.config.reference > config/reference.yaml).
 #
 # Every key with its default. `${VAR}` and `${VAR:-default}` read the environment anywhere in the file.
 # Secrets (marked "secret") are never printed in logs. A channel key that is present turns the channel on
 # (`websocket: {}` is valid); absent is off. Unknown keys are errors, reported with their path and line.
+# Channels and model providers are plugins: installed packages may add more (see the README).
 """
 
-EXAMPLES: dict[str, dict[str, Any]] = {
-    "models": {"main": ModelConfig},
-    "tenants": {"acme": TenantConfig},
-}
-
-SECRET_EXAMPLES = {
-    "api_key": "${OPENAI_API_KEY}",
-    "signing_secret": "${SLACK_SIGNING_SECRET}",
-    "bot_token": "${BOT_TOKEN}",
-    "app_token": "${SLACK_APP_TOKEN}",
-    "app_secret": "${APP_SECRET}",
-    "secret": "${WECOM_SECRET}",
-    "token": "${CALLBACK_TOKEN}",
-    "encoding_aes_key": "${ENCODING_AES_KEY}",
-    "encrypt_key": "${FEISHU_ENCRYPT_KEY}",
-    "verification_token": "${FEISHU_VERIFICATION_TOKEN}",
-}
-REQUIRED_EXAMPLES = {
-    "model": "main",
-    "app_id": "cli_xxx",
-    "corp_id": "ww0123456789",
-    "agent_id": 1000002,
-    "provider": "openai",
-}
+REQUIRED_EXAMPLES = {"model": "main", "provider": "openai"}
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
@@ -77,58 +69,129 @@ def _scalar(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return (
-            json.dumps(value)
+            json.dumps(value, ensure_ascii=False)
             if (not value or any(c in value for c in ":#{}[],&*!|>'\"%@`") or value != value.strip())
             else value
         )
     if isinstance(value, tuple):
         value = list(value)
-    return json.dumps(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
-def _render(model: type[BaseModel], indent: int, out: list[str]) -> None:
+def _secret_example(path: str) -> str:
+    """``${TELEGRAM_BOT_TOKEN}`` for ``...channels.telegram.bot_token``: named after its section."""
+    parts = path.split(".")[-2:]
+    return "${" + "_".join(p.upper().replace("-", "_") for p in parts) + "}"
+
+
+def _default(field: FieldInfo) -> Any:
+    if field.default is not PydanticUndefined:
+        return field.default
+    if field.default_factory is not None:
+        return field.default_factory()  # type: ignore[call-arg]
+    return PydanticUndefined
+
+
+def _comment(text: str, pad: str, out: list[str]) -> None:
+    for line in textwrap.wrap(text.replace("``", "`"), 100 - len(pad)):
+        out.append(f"{pad}# {line}")
+
+
+Special = Callable[[int, list[str]], None]
+
+
+def _render(model: type[BaseModel], indent: int, out: list[str], path: str, special: dict[str, Special]) -> None:
     pad = "  " * indent
     for name, field in model.model_fields.items():
-        doc = (field.description or "").replace("``", "`")
+        here = f"{path}.{name}" if path else name
         secret = _is_secret(field.annotation)
-        if doc:
-            for line in textwrap.wrap(doc + (" (secret)" if secret else ""), 100 - len(pad)):
-                out.append(f"{pad}# {line}")
-        sub = _model_of(field.annotation)
-        if name in EXAMPLES and model is Config:
+        if field.description:
+            _comment(field.description + (" (secret)" if secret else ""), pad, out)
+        if here in special:
             out.append(f"{pad}{name}:")
-            for key, example in EXAMPLES[name].items():
-                out.append(f"{pad}  {key}:")
-                _render(example, indent + 2, out)
+            special[here](indent + 1, out)
             continue
+        sub = _model_of(field.annotation)
         if sub is not None:
             out.append(f"{pad}{name}:")
-            _render(sub, indent + 1, out)
+            _render(sub, indent + 1, out, here, special)
             continue
-        if field.default is not PydanticUndefined:
-            default = field.default
-        elif field.default_factory is not None:
-            default = field.default_factory()  # type: ignore[call-arg]
-        else:
-            default = PydanticUndefined
+        default = _default(field)
         if secret and (default is None or default is PydanticUndefined):
-            value = SECRET_EXAMPLES.get(name, "${SECRET}")
             optional = default is None
-            out.append(f"{pad}{'# ' if optional else ''}{name}: {value}{'' if optional else '   # required'}")
+            example = _secret_example(here)
+            out.append(f"{pad}{'# ' if optional else ''}{name}: {example}{'' if optional else '   # required'}")
         elif default is PydanticUndefined:
-            out.append(f"{pad}{name}: {_scalar(REQUIRED_EXAMPLES.get(name, '...'))}   # required")
+            example = field.examples[0] if field.examples else REQUIRED_EXAMPLES.get(name, "...")
+            out.append(f"{pad}{name}: {_scalar(example)}   # required")
         elif isinstance(default, SecretStr):
-            out.append(f"{pad}{name}: {SECRET_EXAMPLES.get(name, '${SECRET}')}")
+            out.append(f"{pad}{name}: {_secret_example(here)}")
         else:
             out.append(f"{pad}{name}: {_scalar(default)}")
-        out.append("") if indent == 0 else None
+        if indent == 0:
+            out.append("")
 
 
-def render_reference() -> str:
+def _plugins(group: PluginGroup[Any], installed: bool) -> list[tuple[str, Any | PluginError]]:
+    found: list[tuple[str, Any | PluginError]] = []
+    for name in group.names():
+        sources = group.sources(name)
+        if not installed and not any(s.distribution.split(" ")[0] == SHIPPED for s in sources):
+            continue
+        try:
+            found.append((name, group.load(name)))
+        except PluginError as exc:
+            found.append((name, exc))
+    return found
+
+
+def render_reference(*, installed: bool = False) -> str:
+    """The reference of the shipped plugins' options, or of every installed plugin's (``installed``)."""
+    channels = _plugins(CHANNELS, installed)
+    providers = _plugins(PROVIDERS, installed)
+
+    def models(indent: int, out: list[str]) -> None:
+        pad = "  " * indent
+        out.append(f"{pad}main:")
+        _render(ModelConfig, indent + 1, out, "models.main", {})
+        for name, provider in providers:
+            if isinstance(provider, PluginError):
+                _comment(f"provider {name!r} is unavailable: {provider}", pad, out)
+                continue
+            extra = provider.config_model
+            added = [f for f in extra.model_fields if f not in ModelConfig.model_fields]
+            if not added:
+                continue
+            _comment(f"`provider: {name}` also takes:", pad, out)
+            out.append(f"{pad}{name}_example:")
+            out.append(f"{pad}  provider: {name}")
+            only_added = create_model(
+                f"{name}_options", **{f: (extra.model_fields[f].annotation, extra.model_fields[f]) for f in added}
+            )  # type: ignore[call-overload]
+            _render(only_added, indent + 1, out, f"models.{name}_example", {})
+
+    def tenant_channels(indent: int, out: list[str]) -> None:
+        pad = "  " * indent
+        for name, adapter in channels:
+            if isinstance(adapter, PluginError):
+                _comment(f"channel {name!r} is unavailable: {adapter}", pad, out)
+                continue
+            if adapter.config_model.__doc__:
+                _comment(" ".join(adapter.config_model.__doc__.split()), pad, out)
+            out.append(f"{pad}{name}:")
+            before = len(out)
+            _render(adapter.config_model, indent + 1, out, f"tenants.acme.channels.{name}", {})
+            if len(out) == before:
+                out[-1] += " {}"
+
+    def tenants(indent: int, out: list[str]) -> None:
+        out.append(f"{'  ' * indent}acme:")
+        _render(TenantConfig, indent + 1, out, "tenants.acme", {"tenants.acme.channels": tenant_channels})
+
     out: list[str] = [HEADER]
-    _render(Config, 0, out)
+    _render(Config, 0, out, "", {"models": models, "tenants": tenants})
     return "\n".join(out).rstrip() + "\n"
 
 
 if __name__ == "__main__":
-    print(render_reference(), end="")
+    print(render_reference(installed="--installed" in sys.argv[1:]), end="")

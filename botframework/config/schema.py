@@ -1,7 +1,9 @@
 """The YAML config, as pydantic models. Validated once at load; the rest of the code trusts it.
 
 Unknown keys are errors (``extra="forbid"``) so a typo is reported instead of silently ignored.
-Secrets are ``SecretStr``: masked in every repr and log line.
+Secrets are ``SecretStr``: masked in every repr and log line. The options of each channel and of
+each model provider belong to that plugin (its ``config_model``) and are validated by it, in place
+(:mod:`botframework.config.sections`).
 """
 
 from __future__ import annotations
@@ -9,58 +11,35 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     model_validator,
 )
+
+from botframework.config.sections import validate_channels, validate_model
+from botframework.config.types import HttpUrl, Name, Secret, StrictModel, StrId
 
 __all__ = [
     "AgentConfig",
     "BudgetConfig",
-    "ChannelsConfig",
     "Config",
-    "DiscordChannelConfig",
-    "FeishuChannelConfig",
     "HistoryConfig",
+    "HttpUrl",
     "LoggingConfig",
     "ModelConfig",
+    "Name",
+    "Secret",
     "ServerConfig",
-    "SlackChannelConfig",
     "StorageConfig",
+    "StrId",
     "TenantConfig",
-    "WeChatChannelConfig",
-    "WeComChannelConfig",
-    "WebSocketChannelConfig",
 ]
 
-
-def _id_to_str(value: Any) -> Any:
-    """Numeric ids (agent_id, app ids) may be written as YAML numbers or strings."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    return value
-
-
-def _no_trailing_space(value: str) -> str:
-    if value != value.strip():
-        raise ValueError("must not start or end with whitespace")
-    return value
-
-
-StrId = Annotated[str, BeforeValidator(_id_to_str), AfterValidator(_no_trailing_space), Field(min_length=1)]
-Secret = Annotated[SecretStr, Field(min_length=1)]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
-HttpUrl = Annotated[str, Field(pattern=r"^https?://\S+$")]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+_Strict = StrictModel
 
 
 class ServerConfig(_Strict):
@@ -118,14 +97,18 @@ class BudgetConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    provider: Literal["openai", "anthropic", "offline"]
-    """``openai`` covers any OpenAI-compatible endpoint (Azure, DeepSeek, Qwen, vLLM, Ollama...)."""
+    """Options every model provider understands. A provider plugin may extend them (its
+    ``config_model`` subclasses this), and validates ``models.<name>`` with its own model."""
+
+    provider: Name
+    """The provider plugin (entry point group ``botframework.providers``): ``openai`` (any
+    OpenAI-compatible endpoint), ``anthropic``, ``offline``, or one from an installed package."""
     model: str = Field("offline-echo", min_length=1)
     """The provider's model id."""
     base_url: HttpUrl | None = None
     """Endpoint; defaults to the provider's public API."""
     api_key: SecretStr | None = None
-    """Credential; required for openai and anthropic (use ``${VAR}``)."""
+    """Credential (use ``${VAR}``); providers that call a hosted API require it."""
     context_window: int = Field(32768, ge=256)
     """Total tokens the model accepts (prompt + output)."""
     max_output_tokens: int = Field(4096, ge=16)
@@ -145,10 +128,16 @@ class ModelConfig(_Strict):
     tier: Name = "standard"
     """Cost tier label (e.g. small, standard, large); helpers may restrict themselves to some tiers."""
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _by_provider(cls, data: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        """The provider's own options model validates the section (it may add fields)."""
+        if cls is not ModelConfig:
+            return handler(data)
+        return validate_model(cls, data, handler, info)
+
     @model_validator(mode="after")
-    def _credentials(self) -> ModelConfig:
-        if self.provider != "offline" and self.api_key is None:
-            raise ValueError(f"api_key is required for provider {self.provider!r}")
+    def _output_fits(self) -> ModelConfig:
         if self.max_output_tokens > self.context_window:
             raise ValueError(
                 f"max_output_tokens ({self.max_output_tokens}) exceeds context_window ({self.context_window})"
@@ -192,151 +181,12 @@ class AgentConfig(_Strict):
     """Turn hooks as import paths (``package.module:attribute``), applied in order."""
 
 
-class WebSocketChannelConfig(_Strict):
-    token: SecretStr | None = None
-    """Shared secret clients pass as ``?token=``; omitted means open."""
-
-
-class SlackChannelConfig(_Strict):
-    signing_secret: Secret
-    """Verifies every Events API request (HMAC-SHA256)."""
-    bot_token: Secret
-    """``xoxb-`` token for the Web API."""
-    api_base_url: HttpUrl = "https://slack.com/api/"
-    """Web API base; point it elsewhere for tests or proxies."""
-    mode: Literal["events", "socket"] = "events"
-    """``events``: webhook at /t/{tenant}/slack/events; ``socket``: Socket Mode (needs app_token)."""
-    app_token: SecretStr | None = None
-    """``xapp-`` token for Socket Mode."""
-    live_updates: bool = False
-    """Post a placeholder and edit it with chat.update while the reply is produced."""
-    update_interval_s: float = Field(1.0, ge=0.2, le=30)
-    """Minimum time between chat.update calls."""
-
-    @model_validator(mode="after")
-    def _socket(self) -> SlackChannelConfig:
-        if self.mode == "socket" and self.app_token is None:
-            raise ValueError("app_token is required when mode is 'socket'")
-        return self
-
-
-class DiscordChannelConfig(_Strict):
-    bot_token: Secret
-    """Bot token from the Developer Portal (enable the Message Content intent there)."""
-    allowed_channels: list[StrId] = Field(default_factory=list)
-    """Guild channel ids where the bot answers plain mentions; empty means every channel. DMs always."""
-    api_base_url: HttpUrl | None = None
-    """REST base (``https://discord.com/api/v10``); override for tests or proxies."""
-
-
-class FeishuChannelConfig(_Strict):
-    app_id: StrId
-    """App ID (``cli_...``)."""
-    app_secret: Secret
-    """App secret."""
-    encrypt_key: SecretStr | None = None
-    """Event encryption key; when set, bodies are encrypted and signed."""
-    verification_token: SecretStr | None = None
-    """Verification token of the event subscription."""
-    domain: HttpUrl = "https://open.feishu.cn"
-    """``https://open.feishu.cn`` or ``https://open.larksuite.com``."""
-    mode: Literal["webhook", "websocket"] = "webhook"
-    """``webhook``: POST /t/{tenant}/feishu/events; ``websocket``: long connection."""
-    live_updates: bool = False
-    """Reply with a placeholder card and edit it (PATCH message) while the reply is produced."""
-    update_interval_s: float = Field(1.0, ge=0.2, le=30)
-    """Minimum time between card edits (Feishu allows 5 per second per message)."""
-
-    @model_validator(mode="after")
-    def _webhook_is_verifiable(self) -> FeishuChannelConfig:
-        if self.mode == "webhook" and self.encrypt_key is None and self.verification_token is None:
-            raise ValueError(
-                "webhook mode needs encrypt_key or verification_token (or both); "
-                "without them anyone could post events"
-            )
-        return self
-
-
-class WeComChannelConfig(_Strict):
-    corp_id: StrId
-    """Corp id; also the receiveid inside encrypted messages."""
-    agent_id: StrId
-    """Self-built app agent id (number or string)."""
-    secret: Secret
-    """App secret for access tokens."""
-    token: Secret
-    """Callback token for msg_signature."""
-    encoding_aes_key: Annotated[SecretStr, Field(min_length=43, max_length=43)]
-    """43-character EncodingAESKey."""
-    api_base_url: HttpUrl = "https://qyapi.weixin.qq.com"
-    """API base."""
-    message_format: Literal["markdown", "text"] = "markdown"
-    """``markdown``: formatted in the WeCom app; ``text``: plain text, for users who read WeCom
-    messages in WeChat (its WeCom plugin shows markdown messages as "unsupported")."""
-
-    @staticmethod
-    def check_aes_key(key: SecretStr | None) -> None:
-        """An EncodingAESKey is 43 base64 characters (a 32-byte AES key without its ``=``)."""
-        import base64
-        import binascii
-
-        if key is None:
-            return
-        try:
-            base64.b64decode(key.get_secret_value() + "=", validate=True)
-        except binascii.Error:
-            raise ValueError("encoding_aes_key must be 43 base64 characters (A-Z, a-z, 0-9, +, /)") from None
-
-    @model_validator(mode="after")
-    def _aes_key_is_base64(self) -> WeComChannelConfig:
-        self.check_aes_key(self.encoding_aes_key)
-        return self
-
-
-class WeChatChannelConfig(_Strict):
-    app_id: StrId
-    """Official Account AppID; receiveid in safe mode."""
-    app_secret: Secret
-    """AppSecret for access tokens."""
-    token: Secret
-    """Callback token."""
-    encoding_aes_key: Annotated[SecretStr, Field(min_length=43, max_length=43)] | None = None
-    """43-character EncodingAESKey for safe mode; omitted means plaintext mode."""
-    api_base_url: HttpUrl = "https://api.weixin.qq.com"
-    """API base."""
-
-    @model_validator(mode="after")
-    def _aes_key_is_base64(self) -> WeChatChannelConfig:
-        WeComChannelConfig.check_aes_key(self.encoding_aes_key)
-        return self
-
-
-class ChannelsConfig(_Strict):
-    """A key that is present turns the channel on (``websocket: {}`` is valid); absent is off."""
-
-    websocket: WebSocketChannelConfig | None = None
-    """Web chat: ``GET /t/{tenant}/ws`` and the page at ``/t/{tenant}/chat``."""
-    slack: SlackChannelConfig | None = None
-    """Slack Events API at ``POST /t/{tenant}/slack/events`` (or Socket Mode)."""
-    discord: DiscordChannelConfig | None = None
-    """Discord bot through the gateway (no route)."""
-    feishu: FeishuChannelConfig | None = None
-    """Feishu/Lark event subscription v2 at ``POST /t/{tenant}/feishu/events`` (or the long connection)."""
-    wecom: WeComChannelConfig | None = None
-    """WeCom self-built app callback at ``GET|POST /t/{tenant}/wecom/callback``."""
-    wechat: WeChatChannelConfig | None = None
-    """WeChat Official Account at ``GET|POST /t/{tenant}/wechat/callback`` (plaintext or safe mode)."""
-
-    def enabled(self) -> dict[str, BaseModel]:
-        """Channel name -> its config, for the channels that are on."""
-        return {name: cfg for name in type(self).model_fields if (cfg := getattr(self, name)) is not None}
-
-
 class TenantConfig(_Strict):
     agent: AgentConfig
     """The agent every channel of this tenant talks to."""
-    channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
-    """Enabled channels and their credentials."""
+    channels: Annotated[dict[Name, BaseModel], WrapValidator(validate_channels)] = Field(default_factory=dict)
+    """Enabled channels: each key names a channel plugin (entry point group ``botframework.channels``)
+    and holds that channel's options; a key that is present turns the channel on (``websocket: {}``)."""
 
 
 class Config(_Strict):

@@ -14,7 +14,7 @@ from botframework.models.base import (
 )
 from botframework.models.breaker import CircuitBreaker
 from botframework.models.finish import normalize_finish_reason
-from botframework.models.registry import build_client, build_clients
+from botframework.models.registry import build_client
 from botframework.models.retry import RetryPolicy
 from botframework.models.router import (
     AttemptRecord,
@@ -42,7 +42,6 @@ __all__ = [
     "TextCalls",
     "Usage",
     "build_client",
-    "build_clients",
     "normalize_finish_reason",
     "parse_text_tool_calls",
 ]

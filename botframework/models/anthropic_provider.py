@@ -30,6 +30,7 @@ from anthropic.types import (
     ToolUseBlock,
 )
 from anthropic.types import Message as AnthropicMessage
+from pydantic import SecretStr
 
 from botframework.config.schema import ModelConfig
 from botframework.messages import ToolCall
@@ -39,7 +40,7 @@ from botframework.models.streaming import ToolCallAccumulator, build_response
 from botframework.models.textcalls import TextCallFilter
 from botframework.models.wire_anthropic import messages_body
 
-__all__ = ["AnthropicClient", "anthropic_base_url"]
+__all__ = ["AnthropicClient", "AnthropicModelConfig", "anthropic_base_url"]
 
 
 def anthropic_base_url(url: str) -> str:
@@ -55,7 +56,16 @@ def _prompt_tokens(usage: Any) -> int:
     )
 
 
+class AnthropicModelConfig(ModelConfig):
+    """``provider: anthropic``: the common model options; an API key is required."""
+
+    api_key: SecretStr
+    """Credential (use ``${VAR}``)."""
+
+
 class AnthropicClient(SdkClient):
+    config_model = AnthropicModelConfig
+
     def __init__(self, *, name: str, config: ModelConfig) -> None:
         super().__init__(name=name, config=config)
         kwargs: dict[str, Any] = {}

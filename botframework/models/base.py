@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from botframework.config.schema import ModelConfig
 from botframework.messages import Message, ToolCall, ToolSpec
@@ -59,7 +59,15 @@ class ModelResponse:
 
 
 class ModelClient(ABC):
-    """One configured model endpoint. Instances are shared by all conversations."""
+    """One configured model endpoint. Instances are shared by all conversations.
+
+    A provider is a plugin: a subclass registered under the entry-point group
+    ``botframework.providers`` (the name is what ``models.*.provider`` says). ``config_model``
+    validates its ``models.<name>`` section; the core builds it as ``Client(name=..., config=...)``.
+    """
+
+    config_model: ClassVar[type[ModelConfig]] = ModelConfig
+    """The options this provider understands: :class:`ModelConfig` or a subclass adding its own."""
 
     def __init__(self, *, name: str, config: ModelConfig) -> None:
         self.name = name

@@ -13,6 +13,7 @@ from typing import Any, cast
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.completion_usage import CompletionUsage
+from pydantic import SecretStr
 
 from botframework.config.schema import ModelConfig
 from botframework.errors import ServerError
@@ -23,7 +24,7 @@ from botframework.models.streaming import ToolCallAccumulator, build_response, n
 from botframework.models.textcalls import TextCallFilter
 from botframework.models.wire_openai import chat_completions_body
 
-__all__ = ["OpenAIClient"]
+__all__ = ["OpenAIClient", "OpenAIModelConfig"]
 
 
 def _usage(raw: CompletionUsage | None) -> Usage:
@@ -34,7 +35,16 @@ def _usage(raw: CompletionUsage | None) -> Usage:
     return Usage(input_tokens=raw.prompt_tokens or 0, output_tokens=raw.completion_tokens or 0, cached_tokens=cached)
 
 
+class OpenAIModelConfig(ModelConfig):
+    """``provider: openai``: the common model options; an API key is required."""
+
+    api_key: SecretStr
+    """Credential (use ``${VAR}``)."""
+
+
 class OpenAIClient(SdkClient):
+    config_model = OpenAIModelConfig
+
     def __init__(self, *, name: str, config: ModelConfig) -> None:
         super().__init__(name=name, config=config)
         kwargs: dict[str, Any] = {}

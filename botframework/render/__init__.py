@@ -1,25 +1,33 @@
-"""Shared rendering for every channel: Markdown dialects, fence-aware chunking, one table of limits.
+"""Shared rendering for every channel: Markdown dialects, fence-aware chunking, message limits.
 
-A channel's ``render.py`` combines these: ``render_chunks_for("slack", reply.text, to_slack)``.
+A channel declares its limit and its dialect; the core chunks each reply with
+``render_chunks(reply.text, dialect, limit)`` so every rendered chunk fits one message.
 """
 
 from botframework.render.chunking import Unit, measure, split, split_rendered
-from botframework.render.limits import LIMITS, ChannelLimit, chunk_for, limit_for, render_chunks_for
-from botframework.render.markdown import escape_slack, to_discord, to_plain, to_slack, to_wecom_markdown
+from botframework.render.limits import UNLIMITED, ChannelLimit, chunk_text, render_chunks
+from botframework.render.markdown import (
+    MarkdownRenderer,
+    PlainRenderer,
+    display_width,
+    parse_markdown,
+    to_plain,
+    wrap_mark,
+)
 
 __all__ = [
-    "LIMITS",
+    "UNLIMITED",
     "ChannelLimit",
+    "MarkdownRenderer",
+    "PlainRenderer",
     "Unit",
-    "chunk_for",
-    "escape_slack",
-    "limit_for",
+    "chunk_text",
+    "display_width",
     "measure",
-    "render_chunks_for",
+    "parse_markdown",
+    "render_chunks",
     "split",
     "split_rendered",
-    "to_discord",
     "to_plain",
-    "to_slack",
-    "to_wecom_markdown",
+    "wrap_mark",
 ]

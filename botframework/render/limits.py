@@ -1,20 +1,18 @@
-"""The one table of per-channel message size limits, and chunking by it.
+"""How much text one message of a channel may carry, and chunking a reply by it.
 
-Figures come from the vendors' documentation (see shared/VENDOR-NOTES.md). Slack truncates text past
-40,000 characters but recommends at most 4,000; we stay a little under that. Discord rejects content
-over 2,000 characters. WeCom and WeChat measure UTF-8 bytes. Feishu text messages take 150 KB and
-cards 30 KB. The WebSocket channel has no limit.
+Each channel declares its own limit (``ChannelAdapter.message_limit``): the size one message may
+have and whether the vendor counts characters or UTF-8 bytes. The core chunks every reply by it,
+so a channel never sends a message its vendor would truncate or refuse.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from types import MappingProxyType
 
 from botframework.render.chunking import Unit, split, split_rendered
 
-__all__ = ["LIMITS", "ChannelLimit", "chunk_for", "limit_for", "render_chunks_for"]
+__all__ = ["UNLIMITED", "ChannelLimit", "chunk_text", "render_chunks"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,42 +20,26 @@ class ChannelLimit:
     """How much text one message of a channel may carry. ``size`` None means unlimited."""
 
     size: int | None
-    unit: Unit
+    unit: Unit = "chars"
+
+    def __post_init__(self) -> None:
+        if self.size is not None and self.size < 16:
+            raise ValueError(f"a message limit of {self.size} {self.unit} cannot hold a reply; use at least 16")
 
 
-LIMITS: Mapping[str, ChannelLimit] = MappingProxyType(
-    {
-        "slack": ChannelLimit(3_900, "chars"),
-        "discord": ChannelLimit(2_000, "chars"),
-        "wecom": ChannelLimit(2_048, "bytes"),
-        "wechat": ChannelLimit(2_048, "bytes"),
-        "feishu": ChannelLimit(150 * 1024, "bytes"),
-        "feishu_card": ChannelLimit(30 * 1024, "bytes"),
-        "websocket": ChannelLimit(None, "chars"),
-    }
-)
+UNLIMITED = ChannelLimit(None)
+"""A channel whose messages have no size limit (a WebSocket frame)."""
 
 
-def limit_for(channel: str) -> ChannelLimit:
-    """The limit of ``channel`` (a key of :data:`LIMITS`); KeyError names the known channels."""
-    try:
-        return LIMITS[channel]
-    except KeyError:
-        known = ", ".join(LIMITS)
-        raise KeyError(f"no message limit known for channel {channel!r}; known: {known}") from None
-
-
-def chunk_for(channel: str, text: str) -> list[str]:
-    """``text`` split into chunks that each fit one message of ``channel``."""
-    limit = limit_for(channel)
+def chunk_text(text: str, limit: ChannelLimit) -> list[str]:
+    """``text`` split into chunks that each fit one message; no chunk for blank text."""
     if limit.size is None:
         return [text] if text.strip() else []
     return split(text, limit=limit.size, unit=limit.unit)
 
 
-def render_chunks_for(channel: str, markdown: str, render: Callable[[str], str]) -> list[str]:
-    """Markdown split for ``channel`` and rendered with ``render``; each rendered chunk fits."""
-    limit = limit_for(channel)
+def render_chunks(markdown: str, render: Callable[[str], str], limit: ChannelLimit) -> list[str]:
+    """Markdown split so that each piece, rendered with ``render``, fits one message; rendered pieces."""
     if limit.size is None:
         rendered = render(markdown)
         return [rendered] if rendered.strip() else []

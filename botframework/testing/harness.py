@@ -46,7 +46,7 @@ AdapterClient = TestClient[web.Request, web.Application]
 
 
 @asynccontextmanager
-async def serve_adapter(adapter: ChannelAdapter) -> AsyncIterator[AdapterClient]:
+async def serve_adapter(adapter: ChannelAdapter[Any]) -> AsyncIterator[AdapterClient]:
     """Mount one adapter's routes below ``/t/{tenant}/`` as the server does, started; for unit tests
     that talk to an adapter over HTTP without the rest of the runtime."""
     app = web.Application()

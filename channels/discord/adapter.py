@@ -5,9 +5,10 @@ backoff, rate limits) and hands us each ``discord.Message``; :mod:`.events` deci
 addressed to the bot and makes the Turn, which goes to ``runtime.ingest``. Accepted turns get a
 typing indicator until their reply is delivered (or ``typing_cap_s`` passes).
 
-Outbound: ``deliver`` renders Discord Markdown, splits at 2,000 characters keeping code fences
-balanced, sends the first chunk as a reply to the user's message and the rest after it. Mentions in
-the text never ping anyone (``AllowedMentions``); only the replied-to user may be pinged.
+Outbound: the core's chunked delivery renders Discord Markdown and splits at 2,000 characters keeping
+code fences balanced; ``send_part`` sends the first chunk as a reply to the user's message and the
+rest after it. Mentions in the text never ping anyone (``AllowedMentions``); only the replied-to
+user may be pinged.
 
 ``api_base_url``: discord.py keeps its REST base in the class attribute ``discord.http.Route.BASE``.
 Changing it would redirect every client in the process (other tenants included), so instead this
@@ -30,19 +31,20 @@ import discord
 import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import HTTPClient, Route
-from pydantic import BaseModel
 
-from botframework.channel import ChannelAdapter, ChannelRuntime, Outbound
-from botframework.config.schema import DiscordChannelConfig
+from botframework.channel import ChannelRuntime, Outbound
+from botframework.chunked import ChunkedAdapter, VendorError
 from botframework.errors import DeliveryError, PayloadError, StorageError
+from channels.discord.config import DiscordChannelConfig
 from channels.discord.events import (
     CHANNEL,
     DiscordMessage,
+    DiscordTarget,
     addressed_to_bot,
     channel_allowed,
     to_turn,
 )
-from channels.discord.render import FOLLOW_UP_MENTIONS, REPLY_MENTIONS, render_reply
+from channels.discord.render import FOLLOW_UP_MENTIONS, LIMIT, REPLY_MENTIONS, to_discord
 
 __all__ = ["DiscordAdapter"]
 
@@ -54,6 +56,23 @@ _PRIVILEGED_HINT = (
     "Bot -> Privileged Gateway Intents -> MESSAGE CONTENT INTENT, then restart."
 )
 _MAX_PARENTS = 4096
+
+
+def _http_retryable(exc: discord.HTTPException) -> bool:
+    return exc.status == 429 or exc.status >= 500
+
+
+def _http_detail(exc: discord.HTTPException) -> str:
+    return f"HTTP {exc.status} code {exc.code}: {exc.text}"
+
+
+DELIVERY_ERRORS = (
+    VendorError(kind=discord.HTTPException, retryable=_http_retryable, detail=_http_detail),
+    VendorError(kind=aiohttp.ClientError),
+    VendorError(kind=OSError),
+    VendorError(kind=TimeoutError),
+)
+"""Discord's errors: rate limits and 5xx are worth a retry; 4xx (missing access, unknown channel) not."""
 
 
 class _RebasedHTTPClient(HTTPClient):
@@ -95,18 +114,20 @@ class _BotClient(discord.Client):
         await self._adapter.on_message(message)
 
 
-class DiscordAdapter(ChannelAdapter):
+class DiscordAdapter(ChunkedAdapter[DiscordChannelConfig, DiscordTarget, None]):
     """One Discord bot of one tenant."""
 
     name = CHANNEL
+    config_model = DiscordChannelConfig
+    target_model = DiscordTarget
+    message_limit = LIMIT
+    delivery_errors = DELIVERY_ERRORS
     typing_cap_s: float = 120.0
     """Longest a typing indicator runs when no reply comes."""
     ingest_retry_delays_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
     """Waits between attempts to store a message while the database is unavailable."""
 
-    def __init__(self, *, tenant: str, config: BaseModel, runtime: ChannelRuntime) -> None:
-        if not isinstance(config, DiscordChannelConfig):
-            raise TypeError(f"DiscordAdapter needs a DiscordChannelConfig, got {type(config).__name__}")
+    def __init__(self, *, tenant: str, config: DiscordChannelConfig, runtime: ChannelRuntime) -> None:
         super().__init__(tenant=tenant, config=config, runtime=runtime)
         self.settings = config
         intents = discord.Intents.default()
@@ -168,7 +189,7 @@ class DiscordAdapter(ChannelAdapter):
         # the message id is the dedupe key). Anything else is a bug: logged, not retried.
         for delay in (*self.ingest_retry_delays_s, None):
             try:
-                result = await self.runtime.ingest(turn)
+                result = await self.accept(turn)
                 break
             except StorageError as exc:
                 if delay is None:
@@ -241,43 +262,22 @@ class DiscordAdapter(ChannelAdapter):
 
     # outbound
 
+    def render(self, markdown: str) -> str:
+        return to_discord(markdown)
+
     async def deliver(self, outbound: Outbound) -> None:
-        target = outbound.primary.reply_target
-        try:
-            channel_id = int(target["channel_id"])
-            message_id = int(target["message_id"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DeliveryError(
-                f"discord reply for turn {outbound.turn_id} has a bad reply target {dict(target)}",
-                retryable=False,
-            ) from exc
         await self._stop_typing(outbound.turn_id)
         if self.client.user is None or self.client.is_closed():
             raise DeliveryError(f"discord client of tenant {self.tenant} is not logged in", retryable=True)
+        await super().deliver(outbound)
+
+    async def send_part(self, target: DiscordTarget, text: str, *, index: int, outbound: Outbound) -> None:
+        channel_id, message_id = int(target.channel_id), int(target.message_id)
         channel = self.client.get_partial_messageable(channel_id)
+        first = index == 0
         reference = discord.MessageReference(message_id=message_id, channel_id=channel_id, fail_if_not_exists=False)
-        chunks = render_reply(outbound.reply.text)
-        for index, chunk in enumerate(chunks):
-            if index < outbound.resume_from:
-                continue  # an earlier attempt sent it
-            first = index == 0
-            try:
-                await channel.send(
-                    content=chunk,
-                    reference=reference if first else None,  # type: ignore[arg-type]
-                    allowed_mentions=REPLY_MENTIONS if first else FOLLOW_UP_MENTIONS,
-                )
-            except discord.HTTPException as exc:
-                retryable = exc.status == 429 or exc.status >= 500
-                note = f" (chunk {index + 1}/{len(chunks)}; {index} already sent)" if len(chunks) > 1 else ""
-                raise DeliveryError(
-                    f"discord send to channel {channel_id} failed: HTTP {exc.status} code {exc.code}: {exc.text}{note}",
-                    retryable=retryable,
-                    delivered_parts=index,
-                ) from exc
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                raise DeliveryError(
-                    f"discord send to channel {channel_id} failed: {type(exc).__name__}: {exc}",
-                    retryable=True,
-                    delivered_parts=index,
-                ) from exc
+        await channel.send(
+            content=text,
+            reference=reference if first else None,  # type: ignore[arg-type]
+            allowed_mentions=REPLY_MENTIONS if first else FOLLOW_UP_MENTIONS,
+        )

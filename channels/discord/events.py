@@ -20,15 +20,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import discord
+from pydantic import field_validator
 
 from botframework.errors import PayloadError
 from botframework.messages import ImagePart
-from botframework.turn import Turn
+from botframework.turn import ReplyTarget, Turn
 
 __all__ = [
     "CHANNEL",
     "DiscordAttachment",
     "DiscordMessage",
+    "DiscordTarget",
     "addressed_to_bot",
     "channel_allowed",
     "conversation_key",
@@ -38,6 +40,21 @@ __all__ = [
 
 CHANNEL = "discord"
 _CONVERSATIONAL_TYPES = frozenset({0, 19})  # MessageType.default, MessageType.reply
+
+
+class DiscordTarget(ReplyTarget):
+    """The channel (DM, guild channel or thread) and the user's message the reply answers."""
+
+    channel_id: str
+    message_id: str
+    """Snowflakes are stored as strings: JSON readers that use doubles would round them."""
+
+    @field_validator("channel_id", "message_id")
+    @classmethod
+    def _snowflake(cls, value: str) -> str:
+        if not value.isdigit():
+            raise ValueError(f"a discord id is a decimal snowflake, got {value!r}")
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +176,7 @@ def to_turn(message: DiscordMessage, *, tenant: str, bot_user_id: str) -> Turn |
         user_id=message.author_id,
         text=text,
         images=images,
-        reply_target={"channel_id": message.channel_id, "message_id": message.id},
+        reply_target=DiscordTarget(channel_id=message.channel_id, message_id=message.id),
         received_at=message.created_at or datetime.now(UTC),
     )
 

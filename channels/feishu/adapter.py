@@ -17,16 +17,16 @@ Images: events reference pictures as ``{message_id}/{image_key}`` (:mod:`.events
 downloads one through the message resource API (``GET /open-apis/im/v1/messages/{message_id}/
 resources/{image_key}?type=image``) with the tenant access token, only when the model needs it.
 
-Outbound: each reply chunk is an interactive card (:mod:`.render`) sent with ``areply`` to the user's
-message (in its thread when it had one; ``acreate`` in the chat when there is no message to answer
-or it was recalled). Every chunk carries a ``uuid`` derived from the turn id and chunk index, so a
-retried delivery is deduplicated by Feishu as well. The tenant access token is fetched by the SDK,
-but synchronously (``requests``), so we warm its cache in a thread before each delivery.
+Outbound: the core's chunked delivery (:class:`botframework.chunked.ChunkedAdapter`) cuts the reply
+into interactive cards (:mod:`.render`); ``send_part`` replies to the user's message with ``areply``
+(in its thread when it had one; ``acreate`` in the chat when there is no message to answer or it was
+recalled). Every card carries a ``uuid`` derived from the turn id and part index, so a retried
+delivery is deduplicated by Feishu as well. The tenant access token is fetched by the SDK, but
+synchronously (``requests``), so it is warmed in a thread before each delivery.
 
-With ``live_updates`` the shared live reply (:mod:`botframework.live`) answers the user's message with
-a placeholder card on the first streamed delta and edits it (``PATCH`` message) at most every
-``update_interval_s``; ``deliver`` then patches the placeholder into the first chunk and sends the rest
-as usual. Cards are shared (``update_multi``, see :mod:`.render`), which PATCH requires.
+With ``live_updates`` the core answers the user's message with a placeholder card on the first
+streamed delta and edits it (``PATCH`` message) at most every ``update_interval_s``; it becomes the
+first card of the reply. Cards are shared (``update_multi``, see :mod:`.render`), which PATCH requires.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 import lark_oapi as lark
@@ -57,17 +57,18 @@ from lark_oapi.core.enum import AccessTokenType, HttpMethod
 from lark_oapi.core.exception import ObtainAccessTokenException
 from lark_oapi.core.model import BaseRequest
 from lark_oapi.core.token import TokenManager
-from pydantic import BaseModel
 
-from botframework.channel import ChannelAdapter, ChannelRuntime, Outbound, Route
-from botframework.config.schema import FeishuChannelConfig
+from botframework.channel import ChannelRuntime, Outbound, Route
+from botframework.chunked import ChunkedAdapter, VendorError
 from botframework.errors import DeliveryError, MediaError, PayloadError, SignatureError
-from botframework.live import LiveReplies, ThrottledLiveReply
+from channels.feishu.config import FeishuChannelConfig
 from channels.feishu.crypto import decrypt, token_matches, verify_signature
-from channels.feishu.events import CHANNEL, MESSAGE_RECEIVE, event_type, parse_event
-from channels.feishu.render import render_preview, render_reply
+from channels.feishu.events import CHANNEL, MESSAGE_RECEIVE, FeishuTarget, event_type, parse_event
+from channels.feishu.render import CARD_LIMIT, render_preview, render_reply
 
 __all__ = ["FeishuAdapter", "delivery_uuid"]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,6 @@ _TOKEN_INVALID = frozenset({99991661, 99991663, 99991664, 99991668, 99991677})
 _BAD_APP_CREDENTIALS = frozenset({10003, 10014})
 """tenant_access_token refused for a wrong app_id / app_secret: retrying cannot help."""
 _MESSAGE_RECALLED = 230011
-_MAX_LIVE = 1024
 _TRANSPORT_ERRORS = (httpx.HTTPError, json.JSONDecodeError, ObtainAccessTokenException, OSError)
 _MEDIA_REF = re.compile(r"(?P<message_id>[A-Za-z0-9_-]{1,128})/(?P<file_key>[A-Za-z0-9_-]{1,256})")
 _DEFAULT_IMAGE_TYPE = "image/png"
@@ -93,6 +93,68 @@ def delivery_uuid(tenant: str, turn_id: str, index: int) -> str:
     """The ``uuid`` of chunk ``index`` of a turn's reply: stable across retries, at most 50 chars."""
     digest = hashlib.sha256(f"{tenant}\x00{turn_id}".encode()).hexdigest()[:40]
     return f"{digest}-{index}"
+
+
+class _ApiError(Exception):
+    """A Feishu API answer with ``code != 0`` or an HTTP error status."""
+
+    def __init__(self, method: str, *, code: int | None, msg: str, status: int, target: str = "") -> None:
+        super().__init__(f"code {code} {msg!r} (HTTP {status})")
+        self.method = method
+        self.target = target
+        self.code = code
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        return self.status == 429 or self.status >= 500 or self.code in _RATE_LIMITED or self.code in _TOKEN_INVALID
+
+
+def _check(method: str, response: Any, *, target: str) -> None:
+    status = int(getattr(response.raw, "status_code", 0) or 0)
+    code = response.code
+    if code == 0 and status < 400:
+        return
+    raise _ApiError(method, code=code, msg=str(response.msg or ""), status=status, target=target)
+
+
+def _sent_id(response: Any) -> str | None:
+    """The id of the message a successful send created (a live placeholder is edited through it)."""
+    message_id = getattr(response.data, "message_id", None)
+    return str(message_id) if message_id else None
+
+
+def _token_error(exc: Exception, *, delivered_parts: int) -> DeliveryError:
+    code = getattr(exc, "code", None)
+    return DeliveryError(
+        f"feishu tenant_access_token request failed: {type(exc).__name__}: {exc}",
+        retryable=code not in _BAD_APP_CREDENTIALS,
+        delivered_parts=delivered_parts,
+    )
+
+
+def _api_detail(exc: _ApiError) -> str:
+    return f"{exc.method} to {exc.target}: {exc}"
+
+
+def _token_retryable(exc: Exception) -> bool:
+    return getattr(exc, "code", None) not in _BAD_APP_CREDENTIALS
+
+
+def _token_detail(exc: Exception) -> str:
+    return f"tenant_access_token request: {type(exc).__name__}: {exc}"
+
+
+DELIVERY_ERRORS = (
+    VendorError(kind=_ApiError, retryable=lambda exc: exc.retryable, detail=_api_detail),
+    VendorError(kind=json.JSONDecodeError),
+    VendorError(kind=ObtainAccessTokenException, retryable=_token_retryable, detail=_token_detail),
+    VendorError(kind=ValueError, retryable=_token_retryable, detail=_token_detail),
+    VendorError(kind=httpx.HTTPError),
+    VendorError(kind=OSError),
+)
+"""Feishu's errors: rate limits, 5xx and expired tokens are worth a retry; wrong app credentials or a
+refused message (code != 0 otherwise) not. lark-oapi reports a failed token fetch as ValueError."""
 
 
 class _WsLoop:
@@ -148,16 +210,20 @@ class _EventBridge(lark.EventDispatcherHandler):  # type: ignore[misc]
         return None
 
 
-class FeishuAdapter(ChannelAdapter):
+class FeishuAdapter(ChunkedAdapter[FeishuChannelConfig, FeishuTarget, str]):
     """One Feishu/Lark self-built app of one tenant."""
 
     name = CHANNEL
+    config_model = FeishuChannelConfig
+    target_model = FeishuTarget
+    message_limit = CARD_LIMIT
+    delivery_errors = DELIVERY_ERRORS
 
-    def __init__(self, *, tenant: str, config: BaseModel, runtime: ChannelRuntime) -> None:
-        if not isinstance(config, FeishuChannelConfig):
-            raise TypeError(f"FeishuAdapter needs a FeishuChannelConfig, got {type(config).__name__}")
+    def __init__(self, *, tenant: str, config: FeishuChannelConfig, runtime: ChannelRuntime) -> None:
         super().__init__(tenant=tenant, config=config, runtime=runtime)
         self.settings = config
+        if config.live_updates:
+            self.live_interval_s = config.update_interval_s
         self.domain = config.domain.rstrip("/")
         self._app_secret = config.app_secret.get_secret_value()
         self._encrypt_key = config.encrypt_key.get_secret_value() if config.encrypt_key else None
@@ -175,7 +241,6 @@ class FeishuAdapter(ChannelAdapter):
         self._ws_client: Any = None
         self._ws_task: asyncio.Task[None] | None = None
         self._ws_future: Future[None] | None = None
-        self._live: LiveReplies[str] = LiveReplies(_MAX_LIVE)
 
     # lifecycle
 
@@ -192,7 +257,7 @@ class FeishuAdapter(ChannelAdapter):
             self._ws_future = asyncio.run_coroutine_threadsafe(self._ws_main(bridge), runner.loop)
 
     async def stop(self) -> None:
-        await self._live.close()
+        await super().stop()
         if self._ws_future is None:
             return
         runner = _WsLoop.get()
@@ -343,39 +408,7 @@ class FeishuAdapter(ChannelAdapter):
         turn = parse_event(payload, tenant=self.tenant, bot_open_id=self.bot_open_id)
         if turn is None:
             return
-        result = await self.runtime.ingest(turn)
-        if not result.duplicate and self.settings.live_updates:
-            self._attach_live(result.turn_id, turn.reply_target)
-
-    def _attach_live(self, turn_id: str, target: Mapping[str, Any]) -> None:
-        message_id = str(target.get("message_id") or "")
-        chat_id = str(target.get("chat_id") or "")
-        in_thread = bool(target.get("reply_in_thread"))
-        where = f"message {message_id}" if message_id else f"chat {chat_id}"
-
-        async def post(content: str) -> str | None:
-            try:
-                await self._warm_token()
-                return await self._send(message_id, chat_id, content, uuid=None, in_thread=in_thread)
-            except (_ApiError, ValueError, *_TRANSPORT_ERRORS) as exc:
-                raise self._delivery_error(exc, where=where) from exc
-
-        async def edit(placeholder: str, content: str) -> None:
-            try:
-                await self._warm_token()
-                await self._patch(placeholder, content)
-            except (_ApiError, ValueError, *_TRANSPORT_ERRORS) as exc:
-                raise self._delivery_error(exc, where=f"placeholder message {placeholder}", action="edit") from exc
-
-        live = ThrottledLiveReply(
-            post=post,
-            edit=edit,
-            preview=render_preview,
-            interval=self.settings.update_interval_s,
-            label=f"feishu live reply to {where}",
-        )
-        self._live.add(turn_id, live)
-        self.runtime.attach_sink(self.tenant, CHANNEL, turn_id, live)
+        await self.accept(turn)
 
     # media
 
@@ -406,79 +439,53 @@ class FeishuAdapter(ChannelAdapter):
 
     # outbound
 
+    def render_reply(self, text: str) -> list[str]:
+        return render_reply(text)
+
+    def preview(self, text: str) -> str:
+        return render_preview(text)
+
     async def deliver(self, outbound: Outbound) -> None:
-        target = outbound.primary.reply_target
-        message_id = str(target.get("message_id") or "")
-        chat_id = str(target.get("chat_id") or "")
-        if not (message_id or chat_id):
-            raise DeliveryError(
-                f"feishu reply for turn {outbound.turn_id} has no message_id or chat_id in {dict(target)}",
-                retryable=False,
-            )
-        in_thread = bool(target.get("reply_in_thread"))
-        chunks = render_reply(outbound.reply.text)
         try:
             await self._warm_token()
         except (ObtainAccessTokenException, OSError, ValueError) as exc:
             raise _token_error(exc, delivered_parts=outbound.resume_from) from exc
-        live = self._live.pop(outbound.turn_id)
-        placeholder = await live.finish() if live is not None else None
-        where = f"message {message_id}" if message_id else f"chat {chat_id}"
-        for index, content in enumerate(chunks):
-            if index < outbound.resume_from:
-                continue  # an earlier attempt sent it
-            note = f" (chunk {index + 1}/{len(chunks)}; {index} already sent)" if len(chunks) > 1 else ""
-            if index == 0 and placeholder is not None:
-                try:
-                    await self._patch(placeholder, content)
-                    continue
-                except (_ApiError, *_TRANSPORT_ERRORS) as exc:
-                    error = self._delivery_error(
-                        exc, where=f"placeholder message {placeholder}", action="edit", note=note, delivered_parts=index
-                    )
-                    if error.retryable:
-                        assert live is not None
-                        self._live.add(outbound.turn_id, live)  # the retry finalizes the same placeholder
-                        raise error from exc
-                    log.warning("feishu placeholder cannot be finalized, sending the reply instead: %s", error)
-            uuid = delivery_uuid(self.tenant, outbound.turn_id, index)
-            try:
-                await self._send(message_id, chat_id, content, uuid=uuid, in_thread=in_thread)
-            except (_ApiError, *_TRANSPORT_ERRORS) as exc:
-                raise self._delivery_error(exc, where=where, note=note, delivered_parts=index) from exc
+        await super().deliver(outbound)
 
-    def _delivery_error(
-        self, exc: Exception, *, where: str, action: str = "reply", note: str = "", delivered_parts: int = 0
-    ) -> DeliveryError:
-        """Translate a failed send or edit; an invalid access token is dropped so a retry fetches a new one."""
-        if isinstance(exc, _ApiError):
+    async def send_part(self, target: FeishuTarget, text: str, *, index: int, outbound: Outbound) -> None:
+        uuid = delivery_uuid(self.tenant, outbound.turn_id, index)
+        await self._api(self._send(target, text, uuid=uuid))
+
+    async def post_placeholder(self, target: FeishuTarget, text: str) -> str | None:
+        await self._warm_token()
+        sent: str | None = await self._api(self._send(target, text, uuid=None))
+        return sent
+
+    async def edit_placeholder(self, target: FeishuTarget, handle: str, text: str) -> None:
+        await self._warm_token()
+        await self._api(self._patch(handle, text))
+
+    async def _api(self, call: Awaitable[T]) -> T:
+        """Run one API call; an invalid access token is dropped, so a retry fetches a new one."""
+        try:
+            return await call
+        except _ApiError as exc:
             if exc.code in _TOKEN_INVALID:
                 self._forget_token()
-            return DeliveryError(
-                f"feishu {exc.method} to {exc.target or where} failed: {exc}{note}",
-                retryable=exc.retryable,
-                delivered_parts=delivered_parts,
-            )
-        if isinstance(exc, ValueError) and not isinstance(exc, json.JSONDecodeError):
-            return _token_error(exc, delivered_parts=delivered_parts)
-        return DeliveryError(
-            f"feishu {action} to {where} failed: {type(exc).__name__}: {exc}{note}",
-            retryable=True,
-            delivered_parts=delivered_parts,
-        )
+            raise
 
-    async def _send(
-        self, message_id: str, chat_id: str, content: str, *, uuid: str | None, in_thread: bool
-    ) -> str | None:
-        """Reply to ``message_id`` (in the chat when there is none or it was recalled); the new message's id."""
-        if message_id:
+    async def _send(self, target: FeishuTarget, content: str, *, uuid: str | None) -> str | None:
+        """Reply to the user's message (in the chat when there is none or it was recalled); the new id."""
+        if target.message_id:
             try:
-                return await self._reply(message_id, content, uuid=uuid, in_thread=in_thread)
+                return await self._reply(target.message_id, content, uuid=uuid, in_thread=target.reply_in_thread)
             except _ApiError as exc:
-                if exc.code != _MESSAGE_RECALLED or not chat_id:
+                if exc.code != _MESSAGE_RECALLED or not target.chat_id:
                     raise
-                log.info("feishu message %s was recalled; sending the reply to chat %s", message_id, chat_id)
-        return await self._create(chat_id, content, uuid=uuid)
+                log.info(
+                    "feishu message %s was recalled; sending the reply to chat %s", target.message_id, target.chat_id
+                )
+        return await self._create(target.chat_id, content, uuid=uuid)
 
     async def _reply(self, message_id: str, content: str, *, uuid: str | None, in_thread: bool) -> str | None:
         builder = ReplyMessageRequestBody.builder().content(content).msg_type("interactive").reply_in_thread(in_thread)
@@ -502,44 +509,6 @@ class FeishuAdapter(ChannelAdapter):
         request = PatchMessageRequest.builder().message_id(message_id).request_body(body).build()
         response = await self.client.im.v1.message.apatch(request)
         _check("im.message.patch", response, target=f"message {message_id}")
-
-
-class _ApiError(Exception):
-    """A Feishu API answer with ``code != 0`` or an HTTP error status."""
-
-    def __init__(self, method: str, *, code: int | None, msg: str, status: int, target: str = "") -> None:
-        super().__init__(f"code {code} {msg!r} (HTTP {status})")
-        self.method = method
-        self.target = target
-        self.code = code
-        self.status = status
-
-    @property
-    def retryable(self) -> bool:
-        return self.status == 429 or self.status >= 500 or self.code in _RATE_LIMITED or self.code in _TOKEN_INVALID
-
-
-def _check(method: str, response: Any, *, target: str) -> None:
-    status = int(getattr(response.raw, "status_code", 0) or 0)
-    code = response.code
-    if code == 0 and status < 400:
-        return
-    raise _ApiError(method, code=code, msg=str(response.msg or ""), status=status, target=target)
-
-
-def _sent_id(response: Any) -> str | None:
-    """The id of the message a successful send created (a live placeholder is edited through it)."""
-    message_id = getattr(response.data, "message_id", None)
-    return str(message_id) if message_id else None
-
-
-def _token_error(exc: Exception, *, delivered_parts: int) -> DeliveryError:
-    code = getattr(exc, "code", None)
-    return DeliveryError(
-        f"feishu tenant_access_token request failed: {type(exc).__name__}: {exc}",
-        retryable=code not in _BAD_APP_CREDENTIALS,
-        delivered_parts=delivered_parts,
-    )
 
 
 def _resource_error(body: bytes, *, status: int, target: str) -> _ApiError:

@@ -24,15 +24,18 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import model_validator
+
 from botframework.errors import PayloadError
 from botframework.media import media_ref
 from botframework.messages import ImagePart
-from botframework.turn import Turn
+from botframework.turn import ReplyTarget, Turn
 
 __all__ = [
     "CHANNEL",
     "IMAGE_TEXT",
     "MESSAGE_RECEIVE",
+    "FeishuTarget",
     "conversation_key",
     "event_type",
     "image_ref",
@@ -42,6 +45,22 @@ __all__ = [
 ]
 
 CHANNEL = "feishu"
+
+
+class FeishuTarget(ReplyTarget):
+    """The user's message to reply to (in its thread when it was in one), and its chat as a fallback."""
+
+    message_id: str = ""
+    chat_id: str = ""
+    reply_in_thread: bool = False
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> FeishuTarget:
+        if not (self.message_id or self.chat_id):
+            raise ValueError("a feishu reply target needs a message_id or a chat_id")
+        return self
+
+
 MESSAGE_RECEIVE = "im.message.receive_v1"
 IMAGE_TEXT = "[image]"
 _PLACEHOLDER = re.compile(r"[ \t]*(@_user_\d+|@_all)[ \t]*")
@@ -257,10 +276,8 @@ def parse_event(payload: Mapping[str, Any], *, tenant: str, bot_open_id: str | N
         user_id=user,
         text=text or IMAGE_TEXT,
         images=tuple(ImagePart(url=media_ref(CHANNEL, image_ref(str(message_id), key))) for key in image_keys),
-        reply_target={
-            "message_id": str(message_id),
-            "chat_id": str(chat_id),
-            "reply_in_thread": root_id is not None,
-        },
+        reply_target=FeishuTarget(
+            message_id=str(message_id), chat_id=str(chat_id), reply_in_thread=root_id is not None
+        ),
         received_at=_received_at(header),
     )

@@ -19,11 +19,13 @@ import json
 import re
 from typing import Any
 
-from botframework.render import render_chunks_for
+from botframework.render import ChannelLimit, render_chunks
 
-__all__ = ["EMPTY_REPLY", "card", "card_markdown", "render_preview", "render_reply", "to_feishu_markdown"]
+__all__ = ["CARD_LIMIT", "EMPTY_REPLY", "card", "card_markdown", "render_preview", "render_reply", "to_feishu_markdown"]
 
 EMPTY_REPLY = "(empty reply)"
+CARD_LIMIT = ChannelLimit(30 * 1024, "bytes")
+"""A card (its whole request body) may take 30 KB; a text message 150 KB, but text shows raw Markdown."""
 _UNFINISHED = "…"
 _PREVIEW_HEAD = 2 * 30 * 1024
 """Characters of a reply that can reach its first card: every character costs at least one byte."""
@@ -85,7 +87,7 @@ def _request_body(markdown: str) -> str:
 
 def render_reply(markdown: str) -> list[str]:
     """The card contents (JSON strings) one reply becomes, in order; never empty."""
-    bodies = render_chunks_for("feishu_card", markdown, _request_body)
+    bodies = render_chunks(markdown, _request_body, CARD_LIMIT)
     contents = [str(json.loads(body)["content"]) for body in bodies]
     return contents or [json.dumps(card(EMPTY_REPLY), ensure_ascii=False)]
 

@@ -1,5 +1,5 @@
 """Slack channel (Events API webhook or Socket Mode) on slack-bolt."""
 
-from channels.slack.adapter import SlackAdapter, SlackLiveReply
+from channels.slack.adapter import SlackAdapter
 
-__all__ = ["SlackAdapter", "SlackLiveReply"]
+__all__ = ["SlackAdapter"]

@@ -6,9 +6,10 @@ Inbound: bolt verifies the signature (fail closed: 401, 5-minute window) and ans
 persists and schedules, so the ack stays fast, and an acknowledged event is always stored. If ingest
 fails, bolt answers 500 and Slack retries later with the same ``event_id``.
 
-Outbound: ``deliver`` renders Markdown to mrkdwn, chunks it, and posts each chunk in the thread.
-With ``live_updates`` a placeholder is posted on the first streamed delta and edited with
-``chat.update`` at most every ``update_interval_s``; ``deliver`` then turns it into the first chunk.
+Outbound: the core's chunked delivery (:class:`botframework.chunked.ChunkedAdapter`) renders
+mrkdwn, chunks it, and calls ``send_part`` for each chunk, in the thread. With ``live_updates`` the
+core posts a placeholder on the first streamed delta and edits it with ``chat.update`` at most every
+``update_interval_s``; it then becomes the first chunk.
 
 bolt never calls ``auth.test`` on its own here: ``authorize`` is ours and answers from what
 ``start()`` learned (or from the envelope's ``authorizations``), so a slow Slack API cannot delay an
@@ -20,13 +21,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
-from pydantic import BaseModel
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
@@ -34,93 +34,69 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from botframework.channel import ChannelAdapter, ChannelRuntime, Outbound, Route
-from botframework.config.schema import SlackChannelConfig
-from botframework.errors import DeliveryError, MediaError, PayloadError
-from botframework.live import LiveReplies, ThrottledLiveReply
+from botframework.channel import ChannelRuntime, Outbound, Route
+from botframework.chunked import ChunkedAdapter, VendorError
+from botframework.errors import MediaError, PayloadError
 from botframework.media import MAX_IMAGE_BYTES
-from channels.slack.events import CHANNEL, bot_user_from, parse_event
-from channels.slack.render import render_preview, render_reply
+from channels.slack.config import SlackChannelConfig
+from channels.slack.events import CHANNEL, SlackTarget, bot_user_from, parse_event
+from channels.slack.render import LIMIT, to_slack
 
-__all__ = ["SlackAdapter", "SlackLiveReply"]
+__all__ = ["SlackAdapter"]
 
 log = logging.getLogger(__name__)
 
 _RETRYABLE_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
-_MAX_LIVE = 1024
 _SLACK_FILES_HOST = "files.slack.com"
 _MEDIA_TIMEOUT_S = 30.0
 _IDENTIFY_TIMEOUT_S = 10.0
 
 
-def _delivery_error(
-    method: str, exc: Exception, *, channel: str, note: str = "", delivered_parts: int = 0
-) -> DeliveryError:
-    """Translate a Slack SDK / transport failure; rate limits, 5xx and timeouts are retryable."""
-    if isinstance(exc, SlackApiError):
-        error = str(exc.response.get("error", "")) if exc.response is not None else ""
-        status = exc.response.status_code if exc.response is not None else 0
-        retryable = error in _RETRYABLE_ERRORS or status == 429 or status >= 500
-        detail = f"{error or 'error'} (HTTP {status})"
-    else:
-        retryable = True
-        detail = f"{type(exc).__name__}: {exc}"
-    return DeliveryError(
-        f"slack {method} to channel {channel} failed: {detail}{note}",
-        retryable=retryable,
-        delivered_parts=delivered_parts,
-    )
+def _api_error(exc: SlackApiError) -> tuple[str, int]:
+    error = str(exc.response.get("error", "")) if exc.response is not None else ""
+    return error, exc.response.status_code if exc.response is not None else 0
 
 
-class SlackLiveReply(ThrottledLiveReply[str]):
-    """The shared live reply (:mod:`botframework.live`) on ``chat.postMessage`` / ``chat.update`` in one thread."""
-
-    def __init__(self, *, client: AsyncWebClient, channel: str, thread_ts: str | None, interval: float) -> None:
-        async def post(text: str) -> str | None:
-            try:
-                response = await client.chat_postMessage(
-                    channel=channel, thread_ts=thread_ts, text=text, link_names=False
-                )
-            except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-                raise _delivery_error("chat.postMessage", exc, channel=channel) from exc
-            ts = response.get("ts")
-            return str(ts) if ts else None
-
-        async def edit(ts: str, text: str) -> None:
-            try:
-                await client.chat_update(channel=channel, ts=ts, text=text)
-            except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-                raise _delivery_error("chat.update", exc, channel=channel) from exc
-
-        super().__init__(
-            post=post, edit=edit, preview=render_preview, interval=interval, label=f"slack live reply in {channel}"
-        )
-
-    @property
-    def ts(self) -> str | None:
-        """The placeholder's ts once posted."""
-        return self.handle
+def _api_retryable(exc: SlackApiError) -> bool:
+    error, status = _api_error(exc)
+    return error in _RETRYABLE_ERRORS or status == 429 or status >= 500
 
 
-class SlackAdapter(ChannelAdapter):
+def _api_detail(exc: SlackApiError) -> str:
+    error, status = _api_error(exc)
+    return f"{error or 'error'} (HTTP {status})"
+
+
+DELIVERY_ERRORS = (
+    VendorError(kind=SlackApiError, retryable=_api_retryable, detail=_api_detail),
+    VendorError(kind=aiohttp.ClientError),
+    VendorError(kind=TimeoutError),
+)
+"""Slack's errors: rate limits, 5xx and timeouts are worth a retry; ``channel_not_found`` and the like not."""
+
+
+class SlackAdapter(ChunkedAdapter[SlackChannelConfig, SlackTarget, str]):
     """One Slack app (workspace bot) of one tenant."""
 
     name = CHANNEL
+    config_model = SlackChannelConfig
+    target_model = SlackTarget
+    message_limit = LIMIT
+    delivery_errors = DELIVERY_ERRORS
 
-    def __init__(self, *, tenant: str, config: BaseModel, runtime: ChannelRuntime) -> None:
-        if not isinstance(config, SlackChannelConfig):
-            raise TypeError(f"SlackAdapter needs a SlackChannelConfig, got {type(config).__name__}")
+    def __init__(self, *, tenant: str, config: SlackChannelConfig, runtime: ChannelRuntime) -> None:
         super().__init__(tenant=tenant, config=config, runtime=runtime)
         self.settings = config
+        if config.live_updates:
+            self.live_interval_s = config.update_interval_s
         base_url = config.api_base_url if config.api_base_url.endswith("/") else config.api_base_url + "/"
         self._bot_token = config.bot_token.get_secret_value()
         # No SDK-level retries: a failed delivery is retried by the core, which owns delivery records.
         self.client = AsyncWebClient(token=self._bot_token, base_url=base_url, logger=log, retry_handlers=[])
         self.bot_user_id: str | None = None
         self.bot_id: str | None = None
-        self._live: LiveReplies[str] = LiveReplies(_MAX_LIVE)
         self._socket: AsyncSocketModeHandler | None = None
         # bolt gets a token-less client of its own: the token comes from our authorize(), which
         # keeps bolt from calling auth.test per process and from warning about token + authorize.
@@ -162,7 +138,7 @@ class SlackAdapter(ChannelAdapter):
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
-        await self._live.close()
+        await super().stop()
 
     # media
 
@@ -246,51 +222,24 @@ class SlackAdapter(ChannelAdapter):
             self.tenant, CHANNEL, turn.conversation_key
         ):
             return
-        result = await self.runtime.ingest(turn)  # raises -> bolt answers 500 -> Slack retries
-        if not result.duplicate and self.settings.live_updates:
-            self._attach_live(result.turn_id, turn.reply_target)
-
-    def _attach_live(self, turn_id: str, target: Mapping[str, Any]) -> None:
-        live = SlackLiveReply(
-            client=self.client,
-            channel=str(target["channel"]),
-            thread_ts=target.get("thread_ts"),
-            interval=self.settings.update_interval_s,
-        )
-        self._live.add(turn_id, live)
-        self.runtime.attach_sink(self.tenant, CHANNEL, turn_id, live)
+        await self.accept(turn)  # raises -> bolt answers 500 -> Slack retries
 
     # outbound
 
-    async def deliver(self, outbound: Outbound) -> None:
-        target = outbound.primary.reply_target
-        channel = str(target.get("channel") or "")
-        if not channel:
-            raise DeliveryError(
-                f"slack reply for turn {outbound.turn_id} has no channel in {dict(target)}", retryable=False
-            )
-        thread_ts = target.get("thread_ts")
-        chunks = render_reply(outbound.reply.text)
-        live = self._live.pop(outbound.turn_id)
-        placeholder = await live.finish() if live is not None else None
-        for index, chunk in enumerate(chunks):
-            if index < outbound.resume_from:
-                continue  # an earlier attempt posted it
-            note = f" (chunk {index + 1}/{len(chunks)}; {index} already posted)" if len(chunks) > 1 else ""
-            if index == 0 and placeholder is not None:
-                try:
-                    await self.client.chat_update(channel=channel, ts=placeholder, text=chunk)
-                    continue
-                except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-                    error = _delivery_error("chat.update", exc, channel=channel, note=note, delivered_parts=index)
-                    if error.retryable:
-                        assert live is not None
-                        self._live.add(outbound.turn_id, live)  # the retry finalizes the same placeholder
-                        raise error from exc
-                    log.warning("slack placeholder cannot be finalized, posting the reply instead: %s", error)
-            try:
-                await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=chunk, link_names=False)
-            except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-                raise _delivery_error(
-                    "chat.postMessage", exc, channel=channel, note=note, delivered_parts=index
-                ) from exc
+    def render(self, markdown: str) -> str:
+        return to_slack(markdown)
+
+    async def send_part(self, target: SlackTarget, text: str, *, index: int, outbound: Outbound) -> None:
+        await self.client.chat_postMessage(
+            channel=target.channel, thread_ts=target.thread_ts, text=text, link_names=False
+        )
+
+    async def post_placeholder(self, target: SlackTarget, text: str) -> str | None:
+        response = await self.client.chat_postMessage(
+            channel=target.channel, thread_ts=target.thread_ts, text=text, link_names=False
+        )
+        ts = response.get("ts")
+        return str(ts) if ts else None
+
+    async def edit_placeholder(self, target: SlackTarget, handle: str, text: str) -> None:
+        await self.client.chat_update(channel=target.channel, ts=handle, text=text)

@@ -26,13 +26,29 @@ from typing import Any
 from botframework.errors import PayloadError
 from botframework.media import media_ref
 from botframework.messages import ImagePart
-from botframework.turn import Turn
+from botframework.turn import ReplyTarget, Turn
 
-__all__ = ["CHANNEL", "SlackEvent", "bot_user_from", "conversation_key", "images_of", "parse_event", "unescape"]
+__all__ = [
+    "CHANNEL",
+    "SlackEvent",
+    "SlackTarget",
+    "bot_user_from",
+    "conversation_key",
+    "images_of",
+    "parse_event",
+    "unescape",
+]
 
 CHANNEL = "slack"
 _KEPT_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 _THREADED_CHANNEL_TYPES = frozenset({"channel", "group", "mpim"})
+
+
+class SlackTarget(ReplyTarget):
+    """Where a reply goes: the conversation and the thread (a DM's replies thread on the message)."""
+
+    channel: str
+    thread_ts: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,8 +124,7 @@ def parse_event(body: Mapping[str, Any], *, tenant: str, bot_user_id: str | None
     event_id, channel, ts = body.get("event_id"), event.get("channel"), event.get("ts")
     if not (isinstance(event_id, str) and isinstance(channel, str) and isinstance(ts, str)):
         raise PayloadError(
-            f"slack {kind} event lacks event_id/channel/ts: "
-            f"event_id={event_id!r} channel={channel!r} ts={ts!r}"
+            f"slack {kind} event lacks event_id/channel/ts: event_id={event_id!r} channel={channel!r} ts={ts!r}"
         )
     thread_ts = event.get("thread_ts") if isinstance(event.get("thread_ts"), str) else None
     raw_text = str(event.get("text") or "")
@@ -140,7 +155,7 @@ def parse_event(body: Mapping[str, Any], *, tenant: str, bot_user_id: str | None
         user_id=str(user),
         text=text,
         images=images,
-        reply_target={"channel": channel, "thread_ts": thread_ts or ts},
+        reply_target=SlackTarget(channel=channel, thread_ts=thread_ts or ts),
         received_at=_received_at(body),
     )
     return SlackEvent(turn=turn, needs_thread_membership=needs_membership)

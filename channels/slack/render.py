@@ -1,32 +1,78 @@
-"""Reply text -> Slack message texts: mrkdwn, chunked under Slack's limit without breaking fences."""
+"""Slack's message dialect (mrkdwn) and its message limit.
+
+``*bold*``, ``_italic_``, ``~strike~``, ``<url|text>``; headings become bold lines and tables code
+blocks. ``&``, ``<`` and ``>`` are escaped everywhere, so model text can never form ``<!channel>``,
+``<@U123>`` or any other Slack control sequence. Slack truncates text past 40,000 characters but
+recommends at most 4,000; replies are chunked a little under that.
+"""
 
 from __future__ import annotations
 
-from botframework.render import LIMITS, render_chunks_for, to_slack
+from urllib.parse import quote
 
-__all__ = ["EMPTY_REPLY", "render_preview", "render_reply"]
+from botframework.render import ChannelLimit, MarkdownRenderer, wrap_mark
 
-EMPTY_REPLY = "(empty reply)"
-_UNFINISHED = "…"
-_LIMIT = LIMITS["slack"].size or 3_900
+__all__ = ["LIMIT", "escape_slack", "to_slack"]
 
-
-def render_reply(markdown: str) -> list[str]:
-    """The messages one reply becomes, in order; never empty (Slack rejects an empty text)."""
-    return render_chunks_for("slack", markdown, to_slack) or [EMPTY_REPLY]
+LIMIT = ChannelLimit(3_900, "chars")
+_LINK_SCHEMES = ("http://", "https://", "mailto:")
 
 
-def render_preview(markdown: str) -> str:
-    """What a live placeholder shows while the reply is produced: its first chunk, marked unfinished.
+def escape_slack(text: str) -> str:
+    """Escape the three characters Slack treats as control characters in message text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
-    Only the head of the text can reach the first chunk, so only the head is rendered: an edit
-    costs the same whether the answer so far is 1 KB or 100 KB.
-    """
-    head = markdown[: 2 * _LIMIT]
-    chunks = render_chunks_for("slack", head, to_slack)
-    if not chunks:
-        return _UNFINISHED
-    first = chunks[0]
-    if len(chunks) > 1 or len(head) < len(markdown) or len(first) + 2 > _LIMIT:
-        return first
-    return f"{first} {_UNFINISHED}"
+
+def _slack_url(href: str) -> str:
+    """A URL safe inside ``<...|...>``: no raw ``<``, ``>``, ``|`` or spaces; ``&`` escaped."""
+    return escape_slack(quote(href, safe=":/?#[]@!$&'()*+,;=%~-._"))
+
+
+class MrkdwnRenderer(MarkdownRenderer):
+    def text(self, text: str) -> str:
+        return escape_slack(text)
+
+    def heading(self, text: str, level: int) -> str:
+        return wrap_mark(text.replace("\n", " "), "*")
+
+    def strong(self, text: str) -> str:
+        return wrap_mark(text, "*")
+
+    def em(self, text: str) -> str:
+        return wrap_mark(text, "_")
+
+    def strike(self, text: str) -> str:
+        return wrap_mark(text, "~")
+
+    def code_inline(self, code: str) -> str:
+        return f"`{escape_slack(code)}`"
+
+    def code_block(self, code: str, info: str) -> str:
+        return f"```\n{escape_slack(code.rstrip(chr(10)))}\n```"
+
+    def link(self, href: str, text: str, *, autolink: bool) -> str:
+        text = text.replace("\n", " ")
+        if not href.lower().startswith(_LINK_SCHEMES):
+            # Only real web/mail links become <...>: "<!channel|x>" would be a Slack mention.
+            shown = escape_slack(href)
+            if not text or text == shown:
+                return shown
+            return f"{text} ({shown})" if href else text
+        url = _slack_url(href)
+        if autolink or not text or text == escape_slack(href):
+            return f"<{url}>"
+        return f"<{url}|{text}>"
+
+    def image(self, src: str, alt: str) -> str:
+        return self.link(src, escape_slack(alt), autolink=False)
+
+    def table(self, rows: list[list[str]]) -> str:
+        return self.code_block(self.table_text(rows), "")
+
+
+_MRKDWN = MrkdwnRenderer()
+
+
+def to_slack(markdown: str) -> str:
+    """Slack mrkdwn for ``chat.postMessage``'s ``text``; model text cannot form mentions."""
+    return _MRKDWN.render(markdown)

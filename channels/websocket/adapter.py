@@ -17,10 +17,10 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from botframework.channel import ChannelAdapter, Outbound, Route
-from botframework.config.schema import WebSocketChannelConfig
+from botframework.channel import ChannelAdapter, ChannelRuntime, Outbound, Route
 from botframework.errors import DeliveryError, PayloadError
-from channels.websocket.events import CancelFrame, event_id_for, parse_frame, to_turn
+from channels.websocket.config import WebSocketChannelConfig
+from channels.websocket.events import CHANNEL, CancelFrame, WebSocketTarget, event_id_for, parse_frame, to_turn
 from channels.websocket.render import delta_frame, final_frames, reset_frame
 
 __all__ = ["WebSocketAdapter"]
@@ -63,11 +63,13 @@ class _Sink:
         await self.adapter.broadcast(self.user, reset_frame(self.reply_to))
 
 
-class WebSocketAdapter(ChannelAdapter):
-    name = "websocket"
-    config: WebSocketChannelConfig
+class WebSocketAdapter(ChannelAdapter[WebSocketChannelConfig]):
+    """The web chat of one tenant: a WebSocket endpoint that streams replies to every tab of a user."""
 
-    def __init__(self, *, tenant: str, config: Any, runtime: Any) -> None:
+    name = CHANNEL
+    config_model = WebSocketChannelConfig
+
+    def __init__(self, *, tenant: str, config: WebSocketChannelConfig, runtime: ChannelRuntime) -> None:
         super().__init__(tenant=tenant, config=config, runtime=runtime)
         self._sockets: dict[str, set[_Socket]] = defaultdict(set)
 
@@ -105,9 +107,7 @@ class WebSocketAdapter(ChannelAdapter):
             await ws.close(code=CLOSE_BAD_REQUEST, message=reason.encode()[:120])
             return ws
         if not self._authorized(request):
-            await sock.send(
-                {"type": "error", "reply_to": None, "message": "not authorized: bad or missing token"}
-            )
+            await sock.send({"type": "error", "reply_to": None, "message": "not authorized: bad or missing token"})
             await ws.close(code=CLOSE_UNAUTHORIZED, message=b"not authorized")
             return ws
         self._sockets[user].add(sock)
@@ -117,8 +117,7 @@ class WebSocketAdapter(ChannelAdapter):
                 {
                     "type": "history",
                     "messages": [
-                        {"role": m["role"], "text": m["text"], "id": _client_id(m["event_id"], user)}
-                        for m in history
+                        {"role": m["role"], "text": m["text"], "id": _client_id(m["event_id"], user)} for m in history
                     ],
                 }
             )
@@ -127,9 +126,7 @@ class WebSocketAdapter(ChannelAdapter):
                 if msg.type == WSMsgType.TEXT:
                     await self._on_text(user, sock, msg.data)
                 elif msg.type == WSMsgType.BINARY:
-                    await sock.send(
-                        {"type": "error", "reply_to": None, "message": "binary frames are not supported"}
-                    )
+                    await sock.send({"type": "error", "reply_to": None, "message": "binary frames are not supported"})
         finally:
             self._sockets[user].discard(sock)
             if not self._sockets[user]:
@@ -166,7 +163,7 @@ class WebSocketAdapter(ChannelAdapter):
             await self.runtime.redeliver(self.tenant, self.name, user)
 
     async def deliver(self, outbound: Outbound) -> None:
-        user = str(outbound.primary.reply_target["user"])
+        user = WebSocketTarget.model_validate(outbound.primary.reply_target).user
         sent = 0
         for frame in final_frames(outbound):
             sent = await self.broadcast(user, frame)

@@ -7,20 +7,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from botframework.errors import PayloadError
-from botframework.turn import Turn
+from botframework.turn import ReplyTarget, Turn
 
 __all__ = [
+    "CHANNEL",
     "MAX_ID_CHARS",
     "MAX_TEXT_CHARS",
     "CancelFrame",
     "MessageFrame",
+    "WebSocketTarget",
     "event_id_for",
     "parse_frame",
     "to_turn",
 ]
 
+CHANNEL = "websocket"
 MAX_ID_CHARS = 128
 MAX_TEXT_CHARS = 100_000
+
+
+class WebSocketTarget(ReplyTarget):
+    """The user whose sockets get the reply, and the client's id of the message it answers."""
+
+    user: str
+    id: str
 
 
 @dataclass(frozen=True)
@@ -37,9 +47,7 @@ class CancelFrame:
 def _id(data: dict[str, Any]) -> str:
     value = data.get("id")
     if not isinstance(value, str) or not value or len(value) > MAX_ID_CHARS:
-        raise PayloadError(
-            f"'id' must be a non-empty string of at most {MAX_ID_CHARS} characters, got {value!r}"
-        )
+        raise PayloadError(f"'id' must be a non-empty string of at most {MAX_ID_CHARS} characters, got {value!r}")
     return value
 
 
@@ -73,10 +81,10 @@ def event_id_for(user: str, frame_id: str) -> str:
 def to_turn(*, tenant: str, user: str, frame: MessageFrame) -> Turn:
     return Turn(
         tenant=tenant,
-        channel="websocket",
+        channel=CHANNEL,
         event_id=event_id_for(user, frame.id),
         conversation_key=user,
         user_id=user,
         text=frame.text,
-        reply_target={"user": user, "id": frame.id},
+        reply_target=WebSocketTarget(user=user, id=frame.id),
     )

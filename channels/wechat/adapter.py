@@ -17,30 +17,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel
-
 from botframework.channel import ChannelRuntime
-from botframework.config.schema import WeChatChannelConfig
 from botframework.errors import SignatureError
+from botframework.render import to_plain
 from botframework.turn import Turn
 from channels.wechat.api import WeChatApi
+from channels.wechat.config import WeChatChannelConfig
 from channels.wechat.crypto import MsgCrypt, verify_plain_signature
 from channels.wechat.events import CHANNEL, parse_message
-from channels.wechat.render import render_reply
+from channels.wechat.render import LIMIT
 from channels.wecom.adapter import CallbackAdapter, encrypted_field
 
 __all__ = ["WeChatAdapter"]
 
 
-class WeChatAdapter(CallbackAdapter):
+class WeChatAdapter(CallbackAdapter[WeChatChannelConfig]):
     """One Official Account of one tenant."""
 
     name = CHANNEL
+    config_model = WeChatChannelConfig
+    message_limit = LIMIT
     ack_body = "success"
 
-    def __init__(self, *, tenant: str, config: BaseModel, runtime: ChannelRuntime) -> None:
-        if not isinstance(config, WeChatChannelConfig):
-            raise TypeError(f"WeChatAdapter needs a WeChatChannelConfig, got {type(config).__name__}")
+    def __init__(self, *, tenant: str, config: WeChatChannelConfig, runtime: ChannelRuntime) -> None:
         super().__init__(tenant=tenant, config=config, runtime=runtime)
         self.settings = config
         self._token = config.token.get_secret_value()
@@ -84,8 +83,8 @@ class WeChatAdapter(CallbackAdapter):
     def parse(self, fields: Mapping[str, str]) -> Turn | None:
         return parse_message(fields, tenant=self.tenant)
 
-    def render(self, text: str) -> list[str]:
-        return render_reply(text)
+    def render(self, markdown: str) -> str:
+        return to_plain(markdown)
 
     async def send(self, touser: str, content: str) -> None:
         await self.api.send_text(touser, content)

@@ -1,14 +1,9 @@
-"""Reply text -> WeChat customer-service text messages: plain text (no Markdown), ≤ 2,048 UTF-8 bytes."""
+"""WeChat's messages: plain text (no Markdown), at most 2,048 UTF-8 bytes each."""
 
 from __future__ import annotations
 
-from botframework.render import render_chunks_for, to_plain
+from botframework.render import ChannelLimit
 
-__all__ = ["EMPTY_REPLY", "render_reply"]
+__all__ = ["LIMIT"]
 
-EMPTY_REPLY = "(empty reply)"
-
-
-def render_reply(markdown: str) -> list[str]:
-    """The messages one reply becomes, in order; never empty."""
-    return render_chunks_for("wechat", markdown, to_plain) or [EMPTY_REPLY]
+LIMIT = ChannelLimit(2_048, "bytes")

@@ -22,16 +22,17 @@ from typing import ClassVar
 from urllib.parse import unquote
 
 from aiohttp import web
-from pydantic import BaseModel
 
-from botframework.channel import ChannelAdapter, ChannelRuntime, Outbound, Route
-from botframework.config.schema import WeComChannelConfig
-from botframework.errors import DeliveryError, PayloadError, SignatureError
+from botframework.channel import C, ChannelRuntime, Outbound, Route
+from botframework.chunked import ChunkedAdapter, VendorError
+from botframework.errors import PayloadError, SignatureError
+from botframework.render import to_plain
 from botframework.turn import Turn
-from channels.wecom.api import TokenApi, WeComApi, send_chunks
+from channels.wecom.api import ApiError, TokenApi, WeComApi
+from channels.wecom.config import WeComChannelConfig
 from channels.wecom.crypto import MsgCrypt
-from channels.wecom.events import CHANNEL, parse_message, parse_xml
-from channels.wecom.render import render_reply
+from channels.wecom.events import CHANNEL, UserTarget, parse_message, parse_xml
+from channels.wecom.render import LIMIT, to_wecom_markdown
 
 __all__ = ["CallbackAdapter", "WeComAdapter", "raw_query"]
 
@@ -61,9 +62,16 @@ def encrypted_field(raw: bytes) -> str:
     return encrypted
 
 
-class CallbackAdapter(ChannelAdapter):
+DELIVERY_ERRORS = (VendorError(kind=ApiError, retryable=lambda exc: exc.retryable, detail=str),)
+"""The cgi-bin client already classifies errcodes (:class:`~channels.wecom.api.ApiError`)."""
+
+
+class CallbackAdapter(ChunkedAdapter[C, UserTarget, None]):
     """A Tencent-style XML callback at ``{name}/callback``: verify, parse, ingest, ack; send later."""
 
+    target_model = UserTarget
+    message_limit = LIMIT
+    delivery_errors = DELIVERY_ERRORS
     ack_body: ClassVar[str] = ""
     """What acknowledges a message without a passive reply."""
 
@@ -77,6 +85,7 @@ class CallbackAdapter(ChannelAdapter):
         )
 
     async def stop(self) -> None:
+        await super().stop()
         await self.api.close()
 
     @abstractmethod
@@ -92,12 +101,11 @@ class CallbackAdapter(ChannelAdapter):
         """The Turn a message asks for, or None."""
 
     @abstractmethod
-    def render(self, text: str) -> list[str]:
-        """Reply text -> message contents, each within the vendor's limit."""
-
-    @abstractmethod
     async def send(self, touser: str, content: str) -> None:
         """Send one message; raises ApiError."""
+
+    async def send_part(self, target: UserTarget, text: str, *, index: int, outbound: Outbound) -> None:
+        await self.send(target.touser, text)
 
     def _reject(self, request: web.Request, exc: SignatureError) -> web.Response:
         log.warning("%s tenant %s: rejected %s callback: %s", self.name, self.tenant, request.method, exc)
@@ -123,41 +131,20 @@ class CallbackAdapter(ChannelAdapter):
             return web.Response(status=400, text="malformed message")
         if turn is not None:
             try:
-                await self.runtime.ingest(turn)
+                await self.accept(turn)
             except Exception:
                 log.exception("%s tenant %s: ingest of %s failed", self.name, self.tenant, turn.event_id)
                 return web.Response(status=500, text="try again later")  # the vendor retries
         return web.Response(text=self.ack_body, content_type="text/plain")
 
-    async def deliver(self, outbound: Outbound) -> None:
-        touser = str(outbound.primary.reply_target.get("touser") or "")
-        if not touser or "|" in touser or touser.startswith("@"):
-            # Only ever one user: a list ("a|b") or "@all" must not come from a reply target.
-            raise DeliveryError(
-                f"{self.name} reply for turn {outbound.turn_id} has no single touser: "
-                f"{dict(outbound.primary.reply_target)}",
-                retryable=False,
-            )
 
-        async def send(chunk: str) -> None:
-            await self.send(touser, chunk)
-
-        await send_chunks(
-            self.render(outbound.reply.text),
-            resume_from=outbound.resume_from,
-            send=send,
-            what=f"{self.name} reply to {touser} for turn {outbound.turn_id}",
-        )
-
-
-class WeComAdapter(CallbackAdapter):
+class WeComAdapter(CallbackAdapter[WeComChannelConfig]):
     """One WeCom self-built app (corp id + agent id) of one tenant."""
 
     name = CHANNEL
+    config_model = WeComChannelConfig
 
-    def __init__(self, *, tenant: str, config: BaseModel, runtime: ChannelRuntime) -> None:
-        if not isinstance(config, WeComChannelConfig):
-            raise TypeError(f"WeComAdapter needs a WeComChannelConfig, got {type(config).__name__}")
+    def __init__(self, *, tenant: str, config: WeComChannelConfig, runtime: ChannelRuntime) -> None:
         super().__init__(tenant=tenant, config=config, runtime=runtime)
         self.settings = config
         self.crypt = MsgCrypt(
@@ -185,8 +172,8 @@ class WeComAdapter(CallbackAdapter):
     def parse(self, fields: Mapping[str, str]) -> Turn | None:
         return parse_message(fields, tenant=self.tenant)
 
-    def render(self, text: str) -> list[str]:
-        return render_reply(text, plain=self.settings.message_format == "text")
+    def render(self, markdown: str) -> str:
+        return to_plain(markdown) if self.settings.message_format == "text" else to_wecom_markdown(markdown)
 
     async def send(self, touser: str, content: str) -> None:
         await self.api.send_message(touser, content, msgtype=self.settings.message_format)

@@ -20,14 +20,14 @@ import json
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import aiohttp
 
-from botframework.errors import ChannelError, DeliveryError
+from botframework.errors import ChannelError
 
-__all__ = ["ApiError", "TokenApi", "WeComApi", "send_chunks"]
+__all__ = ["ApiError", "TokenApi", "WeComApi"]
 
 _SECRET_PARAMS = re.compile(r"(access_token|corpsecret|secret)=[^&\s'\"]+")
 
@@ -212,21 +212,3 @@ class WeComApi(TokenApi):
         for key in ("invaliduser", "unlicenseduser"):
             if body.get(key):
                 raise ApiError(f"wecom message/send: {key} {body[key]!r} (not delivered)", retryable=False)
-
-
-async def send_chunks(
-    chunks: Sequence[str], *, resume_from: int, send: Callable[[str], Awaitable[None]], what: str
-) -> None:
-    """Send ``chunks`` in order, skipping the ``resume_from`` an earlier attempt delivered.
-
-    An :class:`ApiError` becomes DeliveryError with ``delivered_parts`` so the core's retry resumes
-    at the failed chunk.
-    """
-    for index, chunk in enumerate(chunks):
-        if index < resume_from:
-            continue
-        try:
-            await send(chunk)
-        except ApiError as exc:
-            note = f" (chunk {index + 1}/{len(chunks)}; {index} already sent)" if len(chunks) > 1 else ""
-            raise DeliveryError(f"{what}{note}: {exc}", retryable=exc.retryable, delivered_parts=index) from exc

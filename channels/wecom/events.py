@@ -28,12 +28,22 @@ from datetime import UTC, datetime
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
+from pydantic import field_validator
 
 from botframework.errors import PayloadError
 from botframework.messages import ImagePart
-from botframework.turn import Turn
+from botframework.turn import ReplyTarget, Turn
 
-__all__ = ["CHANNEL", "event_id", "message_images", "message_text", "parse_message", "parse_xml", "to_turn"]
+__all__ = [
+    "CHANNEL",
+    "UserTarget",
+    "event_id",
+    "message_images",
+    "message_text",
+    "parse_message",
+    "parse_xml",
+    "to_turn",
+]
 
 CHANNEL = "wecom"
 _MEDIA = {
@@ -44,6 +54,20 @@ _MEDIA = {
     "file": "[file]",
 }
 _REQUIRED = ("FromUserName", "CreateTime", "MsgType")
+
+
+class UserTarget(ReplyTarget):
+    """The one user (WeCom userid, WeChat openid) a reply goes to."""
+
+    touser: str
+
+    @field_validator("touser")
+    @classmethod
+    def _one_user(cls, value: str) -> str:
+        # Only ever one user: a list ("a|b") or "@all" must never come from a reply target.
+        if not value or "|" in value or value.startswith("@"):
+            raise ValueError(f"touser must name exactly one user, got {value!r}")
+        return value
 
 
 def parse_xml(raw: bytes | str) -> dict[str, str]:
@@ -110,7 +134,7 @@ def to_turn(fields: Mapping[str, str], *, tenant: str, channel: str) -> Turn | N
         user_id=user,
         text=text,
         images=message_images(fields),
-        reply_target={"touser": user},
+        reply_target=UserTarget(touser=user),
         received_at=received_at,
     )
 

@@ -7,8 +7,8 @@ import pytest
 from botframework.config import parse_config
 from botframework.config.loader import interpolate, load_config
 from botframework.config.reference import render_reference
-from botframework.config.schema import WeComChannelConfig
 from botframework.errors import ConfigError
+from channels.wecom.config import WeComChannelConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +31,7 @@ def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
 
 def test_minimal_config_turns_channels_on_by_presence() -> None:
     config = parse_config(MINIMAL, env={})
-    assert set(config.tenants["acme"].channels.enabled()) == {"websocket"}
+    assert set(config.tenants["acme"].channels) == {"websocket"}
     assert config.server.port == 8080
 
 
@@ -93,23 +93,11 @@ def test_numeric_ids_accept_numbers_and_strings() -> None:
     assert WeComChannelConfig.model_validate({**base, "agent_id": "1000002"}).agent_id == "1000002"
 
 
-def test_a_channel_not_shipped_is_reported_not_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A build without one adapter (a trimmed distribution, a plugin not installed) says so at load."""
-    import botframework.channel
-
-    shipped = {k: v for k, v in botframework.channel.CHANNEL_ADAPTERS.items() if k in ("websocket", "slack", "discord")}
-    monkeypatch.setattr(botframework.channel, "CHANNEL_ADAPTERS", shipped)
-    text = MINIMAL + """      wecom:
-        corp_id: ww1
-        agent_id: 1000002
-        secret: s
-        token: t
-        encoding_aes_key: abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG
-"""
-    assert problems(text) == [
-        "tenants.acme.channels.wecom: the wecom channel is not available in this version "
-        "(available: websocket, slack, discord) (line 9)"
-    ]
+def test_an_unknown_channel_is_reported_with_the_available_ones() -> None:
+    found = problems(MINIMAL + "      teams: {}\n")
+    assert len(found) == 1
+    assert found[0].startswith("tenants.acme.channels.teams: unknown channel 'teams' (available: discord, feishu,")
+    assert found[0].endswith("(line 9)")
 
 
 def test_secrets_never_appear_in_repr() -> None:

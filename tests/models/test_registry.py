@@ -5,19 +5,18 @@ from __future__ import annotations
 from botframework.models.anthropic_provider import AnthropicClient
 from botframework.models.offline_provider import OfflineClient
 from botframework.models.openai_provider import OpenAIClient
-from botframework.models.registry import build_client, build_clients
+from botframework.models.registry import build_client
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.models.helpers import config, request
 
 
 async def test_builds_each_provider() -> None:
-    clients = build_clients(
-        {
-            "a": config("openai", base_url="http://127.0.0.1:9/v1"),
-            "b": config("anthropic", base_url="http://127.0.0.1:9"),
-            "c": config("offline"),
-        }
-    )
+    configs = {
+        "a": config("openai", base_url="http://127.0.0.1:9/v1"),
+        "b": config("anthropic", base_url="http://127.0.0.1:9"),
+        "c": config("offline"),
+    }
+    clients = {name: build_client(name, cfg) for name, cfg in configs.items()}
     assert isinstance(clients["a"], OpenAIClient) and clients["a"].name == "a"
     assert isinstance(clients["b"], AnthropicClient)
     assert isinstance(clients["c"], OfflineClient)

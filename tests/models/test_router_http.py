@@ -63,7 +63,8 @@ class Setup:
 async def setup(fake_openai: FakeOpenAIServer, fake_anthropic: FakeAnthropicServer) -> AsyncIterator[Setup]:
     s = Setup(fake_openai, fake_anthropic)
     yield s
-    await s.router.close()
+    for client in s.router.clients.values():
+        await client.close()
 
 
 async def test_overloaded_primary_falls_back_to_the_next_provider(setup: Setup) -> None:

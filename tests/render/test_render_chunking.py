@@ -135,8 +135,5 @@ def test_split_rendered_resplits_when_rendering_grows_text() -> None:
 
     chunks = split_rendered(text, escape, limit=100)
     assert all(len(c) <= 100 for c in chunks)
-    assert (
-        " ".join(chunks).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">").split()
-        == text.split()
-    )
+    assert " ".join(chunks).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">").split() == text.split()
     assert not any(c.endswith("&") or c.endswith("&am") for c in chunks)

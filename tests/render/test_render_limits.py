@@ -1,39 +1,53 @@
-"""The one table of channel limits and chunking by it."""
+"""Message limits and chunking by them: characters or UTF-8 bytes, unlimited, rendered chunks fit."""
 
 from __future__ import annotations
 
 import pytest
 
-from botframework.render import LIMITS, chunk_for, limit_for, render_chunks_for, to_discord, to_slack
+from botframework.render import UNLIMITED, ChannelLimit, chunk_text, render_chunks, to_plain
+from channels.discord import DiscordAdapter
+from channels.feishu import FeishuAdapter
+from channels.slack import SlackAdapter
+from channels.slack.render import to_slack
+from channels.websocket import WebSocketAdapter
+from channels.wechat import WeChatAdapter
+from channels.wecom import WeComAdapter
 
 
-def test_table_holds_every_channel() -> None:
-    assert {k: (v.size, v.unit) for k, v in LIMITS.items()} == {
+def test_each_shipped_channel_declares_its_vendor_limit() -> None:
+    declared = {
+        a.name: (a.message_limit.size, a.message_limit.unit)
+        for a in (SlackAdapter, DiscordAdapter, WeComAdapter, WeChatAdapter, FeishuAdapter, WebSocketAdapter)
+    }
+    assert declared == {
         "slack": (3900, "chars"),
         "discord": (2000, "chars"),
         "wecom": (2048, "bytes"),
         "wechat": (2048, "bytes"),
-        "feishu": (153600, "bytes"),
-        "feishu_card": (30720, "bytes"),
+        "feishu": (30720, "bytes"),
         "websocket": (None, "chars"),
     }
-    with pytest.raises(KeyError, match="'teams'"):
-        limit_for("teams")
 
 
-def test_chunk_for_uses_the_channel_unit() -> None:
+def test_a_limit_too_small_for_any_reply_is_refused() -> None:
+    with pytest.raises(ValueError, match="a message limit of 4 bytes cannot hold a reply"):
+        ChannelLimit(4, "bytes")
+
+
+def test_chunk_text_uses_the_unit() -> None:
     text = "你好世界。" * 1000  # 5000 chars, 15000 bytes
-    assert all(len(c.encode()) <= 2048 for c in chunk_for("wecom", text))
-    assert len(chunk_for("wecom", text)) == 8
-    assert len(chunk_for("discord", text)) == 3
-    assert chunk_for("websocket", text) == [text]
-    assert chunk_for("websocket", "  ") == []
+    by_bytes = chunk_text(text, ChannelLimit(2048, "bytes"))
+    assert all(len(c.encode()) <= 2048 for c in by_bytes) and len(by_bytes) == 8
+    assert len(chunk_text(text, ChannelLimit(2000, "chars"))) == 3
+    assert chunk_text(text, UNLIMITED) == [text]
+    assert chunk_text("  ", UNLIMITED) == []
 
 
-def test_render_chunks_for_discord_and_slack() -> None:
+def test_rendered_chunks_fit_after_rendering() -> None:
     answer = "\n\n".join(f"Paragraph {i} with **bold** & <tags>." for i in range(400))
-    discord = render_chunks_for("discord", answer, to_discord)
-    slack = render_chunks_for("slack", answer, to_slack)
-    assert all(len(c) <= 2000 for c in discord) and len(discord) > 1
+    slack = render_chunks(answer, to_slack, ChannelLimit(3900))
+    plain = render_chunks(answer, to_plain, ChannelLimit(2000))
     assert all(len(c) <= 3900 for c in slack) and len(slack) > 1
     assert all("&lt;tags&gt;" in c and "*bold*" in c for c in slack)
+    assert all(len(c) <= 2000 for c in plain) and len(plain) > 1
+    assert render_chunks(answer, to_plain, UNLIMITED) == [to_plain(answer)]

@@ -16,10 +16,11 @@ from typing import Any, ClassVar, Literal
 
 import pytest
 
+from botframework.channel import ChannelAdapter
 from botframework.messages import ImagePart
-from botframework.render.limits import limit_for
 from botframework.testing import BotHarness, ChannelHarness, ConformanceSuite, RecordedCase, wait_until
 from botframework.turn import Turn
+from channels.discord import DiscordAdapter
 from channels.discord.events import DiscordMessage, parse_message
 from tests.fakes.discord_api import BOT_USER, BOT_USER_ID, FakeDiscord
 
@@ -37,9 +38,9 @@ USER: dict[str, Any] = {
 Kind = Literal["dm", "mention"]
 
 
-def _limit(channel: str) -> tuple[int, Literal["chars", "bytes"]]:
-    limit = limit_for(channel)
-    assert limit.size is not None, f"{channel} has no message limit"
+def _limit(adapter: type[ChannelAdapter[Any]]) -> tuple[int, Literal["chars", "bytes"]]:
+    limit = adapter.message_limit
+    assert limit.size is not None, f"{adapter.name} has no message limit"
     return limit.size, limit.unit
 
 
@@ -47,7 +48,7 @@ class DiscordHarness(ChannelHarness):
     """Discord through its gateway; ``kind`` picks DMs or guild messages that mention the bot."""
 
     channel: ClassVar[str] = "discord"
-    limit = _limit("discord")
+    limit = _limit(DiscordAdapter)
 
     def __init__(self, kind: Kind) -> None:
         self.kind = kind

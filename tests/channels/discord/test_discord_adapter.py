@@ -15,10 +15,10 @@ import discord
 import pytest
 
 from botframework.channel import EventRef, Outbound
-from botframework.config.schema import DiscordChannelConfig
 from botframework.errors import DeliveryError, StorageError
 from botframework.turn import Reply
 from channels.discord import DiscordAdapter
+from channels.discord.config import DiscordChannelConfig
 from tests.fakes.discord_api import BOT_USER_ID, FakeDiscord
 from tests.fakes.runtime import RecordingRuntime
 

@@ -18,13 +18,12 @@ import aiohttp
 import pytest
 
 from botframework.models.base import ModelRequest
-from botframework.render.limits import limit_for
 from botframework.testing import BotHarness, ChannelHarness, ConformanceSuite, RecordedCase, wait_until
 from botframework.testing.scripted_model import Step
 from botframework.testing.suite import long_markdown_reply
 from botframework.turn import Turn
 from channels.feishu.events import parse_event
-from channels.feishu.render import card_markdown
+from channels.feishu.render import CARD_LIMIT, card_markdown
 from tests.fakes.feishu_api import BOT_OPEN_ID, FakeFeishu, encrypt, signed_headers
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "feishu"
@@ -37,7 +36,7 @@ _FENCE = re.compile(r"^\s*(```|~~~)", re.MULTILINE)
 
 
 def _card_limit() -> tuple[int, Literal["chars", "bytes"]]:
-    limit = limit_for("feishu_card")
+    limit = CARD_LIMIT
     assert limit.size is not None
     return limit.size, limit.unit
 

@@ -15,13 +15,13 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
 from botframework.channel import EventRef, Outbound
-from botframework.config.schema import FeishuChannelConfig
 from botframework.errors import DeliveryError, StorageError
 from botframework.testing import AdapterClient, long_markdown_reply, wait_until
 from botframework.testing import serve_adapter as serve
 from botframework.turn import Reply
 from channels.feishu import FeishuAdapter
 from channels.feishu.adapter import delivery_uuid
+from channels.feishu.config import FeishuChannelConfig
 from channels.feishu.render import card_markdown
 from tests.fakes.feishu_api import BOT_OPEN_ID, TENANT_TOKEN, FakeFeishu, encrypt, signed_headers
 from tests.fakes.runtime import AttachedSink, RecordingRuntime

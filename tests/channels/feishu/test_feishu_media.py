@@ -15,11 +15,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from botframework.config.schema import FeishuChannelConfig
 from botframework.errors import MediaError
 from botframework.messages import ImagePart
 from botframework.testing import BotHarness, wait_until
 from channels.feishu import FeishuAdapter
+from channels.feishu.config import FeishuChannelConfig
 from tests.fakes.feishu_api import TENANT_TOKEN, TINY_PNG, FakeFeishu, encrypt, png, signed_headers
 from tests.fakes.runtime import RecordingRuntime
 

@@ -16,9 +16,10 @@ from typing import Any, ClassVar, Literal
 import aiohttp
 import pytest
 
-from botframework.render.limits import limit_for
+from botframework.channel import ChannelAdapter
 from botframework.testing import BotHarness, ChannelHarness, ConformanceSuite, RecordedCase
 from botframework.turn import Turn
+from channels.slack import SlackAdapter
 from channels.slack.events import parse_event
 from tests.fakes.slack_api import BOT_USER_ID, TEAM_ID, FakeSlack, signed_headers
 
@@ -29,9 +30,9 @@ USER = "U024BE7LH"
 Kind = Literal["im", "mention"]
 
 
-def _limit(channel: str) -> tuple[int, Literal["chars", "bytes"]]:
-    limit = limit_for(channel)
-    assert limit.size is not None, f"{channel} has no message limit"
+def _limit(adapter: type[ChannelAdapter[Any]]) -> tuple[int, Literal["chars", "bytes"]]:
+    limit = adapter.message_limit
+    assert limit.size is not None, f"{adapter.name} has no message limit"
     return limit.size, limit.unit
 
 
@@ -39,7 +40,7 @@ class SlackHarness(ChannelHarness):
     """Slack through its Events API webhook; ``kind`` picks DMs or mentions in a channel thread."""
 
     channel: ClassVar[str] = "slack"
-    limit = _limit("slack")
+    limit = _limit(SlackAdapter)
 
     def __init__(self, kind: Kind) -> None:
         self.kind = kind

@@ -15,12 +15,12 @@ from aiohttp.test_utils import TestClient
 from markdown_it import MarkdownIt
 
 from botframework.channel import EventRef, Outbound
-from botframework.config.schema import SlackChannelConfig
 from botframework.errors import DeliveryError, StorageError
 from botframework.testing import serve_adapter as serve
 from botframework.testing import wait_until
 from botframework.turn import Reply
 from channels.slack import SlackAdapter
+from channels.slack.config import SlackChannelConfig
 from tests.fakes.runtime import RecordingRuntime
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlack, signed_headers
 

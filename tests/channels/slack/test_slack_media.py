@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from botframework.config.schema import SlackChannelConfig
 from botframework.errors import MediaError
 from botframework.messages import ImagePart
 from botframework.testing import BotHarness, wait_until
 from channels.slack import SlackAdapter
+from channels.slack.config import SlackChannelConfig
 from channels.slack.events import parse_event
 from storage.tables import MessageRow
 from tests.fakes.runtime import RecordingRuntime

@@ -11,13 +11,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from botframework.channel import EventRef, Outbound
-from botframework.config.schema import WeChatChannelConfig
 from botframework.errors import DeliveryError
 from botframework.testing import serve_adapter as serve
 from botframework.turn import Reply
 from channels.wechat import WeChatAdapter
+from channels.wechat.config import WeChatChannelConfig
 from channels.wechat.crypto import MsgCrypt, plain_signature
-from channels.wechat.render import render_reply
 from tests.fakes.runtime import RecordingRuntime
 from tests.fakes.wechat_api import FakeWeChat
 from tests.fakes.wecom_api import encrypted_callback
@@ -169,7 +168,7 @@ async def test_deliver_sends_plain_text_chunks(fake: FakeWeChat, runtime: Record
     [token_call] = fake.token_calls
     assert token_call.query == {"grant_type": "client_credential", "appid": APP_ID, "secret": "wechat-secret"}
     contents = [b["text"]["content"] for b in fake.sent]
-    assert contents == render_reply(text) and len(contents) >= 2
+    assert contents == adapter.render_reply(text) and len(contents) >= 2
     assert all(b["touser"] == OPENID and b["msgtype"] == "text" for b in fake.sent)
     assert all(len(c.encode()) <= 2048 for c in contents)
     assert contents[0].startswith("天气") and "**" not in "".join(contents) and "`" not in "".join(contents)
@@ -212,4 +211,4 @@ async def test_system_busy_is_retryable_and_resume_skips_sent_chunks(
     assert caught.value.retryable and caught.value.delivered_parts == 1
     await adapter.deliver(outbound(text, resume_from=1))
     await adapter.stop()
-    assert [b["text"]["content"] for b in fake.sent] == render_reply(text)
+    assert [b["text"]["content"] for b in fake.sent] == adapter.render_reply(text)

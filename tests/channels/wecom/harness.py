@@ -18,7 +18,8 @@ from typing import Any, ClassVar, Literal
 
 import aiohttp
 
-from botframework.render.limits import limit_for
+from botframework.channel import ChannelAdapter
+from botframework.plugins import CHANNELS
 from botframework.testing import BotHarness, ChannelHarness, RecordedCase
 from botframework.turn import Turn
 from channels.wecom.events import parse_xml
@@ -30,7 +31,8 @@ AES_KEY = base64.b64encode(bytes(range(1, 33))).decode()[:-1]
 
 
 def channel_limit(channel: str) -> tuple[int, Literal["chars", "bytes"]]:
-    limit = limit_for(channel)
+    adapter: type[ChannelAdapter[Any]] = CHANNELS.load(channel)
+    limit = adapter.message_limit
     assert limit.size is not None, f"{channel} has no message limit"
     return limit.size, limit.unit
 

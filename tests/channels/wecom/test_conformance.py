@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from botframework.render import render_chunks
 from botframework.testing import (
     BotHarness,
     ChannelHarness,
@@ -18,7 +19,7 @@ from botframework.testing import (
 )
 from channels.wecom.crypto import MsgCrypt
 from channels.wecom.events import parse_message
-from channels.wecom.render import render_reply
+from channels.wecom.render import LIMIT, to_wecom_markdown
 from storage.deliveries import pending_deliveries
 from tests.channels.wecom.harness import AES_KEY, CallbackHarness, channel_limit, recorded_cases
 from tests.fakes.wecom_api import FakeTencentApi, FakeWeCom, encrypted_callback, text_message
@@ -112,4 +113,4 @@ async def test_a_failed_chunk_is_retried_by_the_core_without_resending_earlier_c
     await wait_until(all_sent, timeout=30, what="the retried delivery to finish")
     attempted = [c.body["markdown"]["content"] for c in harness.fake.send_calls if c.body]
     assert attempted[1] == attempted[2], "the retry resends exactly the chunk that failed"
-    assert await harness.replies("resume") == render_reply(text)
+    assert await harness.replies("resume") == render_chunks(text, to_wecom_markdown, LIMIT)

@@ -14,13 +14,12 @@ from aiohttp.test_utils import TestClient
 from pydantic import BaseModel
 
 from botframework.channel import EventRef, Outbound
-from botframework.config.schema import WeComChannelConfig
 from botframework.errors import DeliveryError, StorageError
 from botframework.testing import serve_adapter as serve
 from botframework.turn import Reply
 from channels.wecom import WeComAdapter
+from channels.wecom.config import WeComChannelConfig
 from channels.wecom.crypto import MsgCrypt
-from channels.wecom.render import render_reply
 from tests.fakes.runtime import RecordingRuntime
 from tests.fakes.wecom_api import FakeWeCom, encrypted_callback
 
@@ -246,8 +245,8 @@ async def test_deliver_resumes_after_the_chunks_already_sent(fake: FakeWeCom, ru
     finally:
         await adapter.stop()
     contents = [b["markdown"]["content"] for b in fake.sent]
-    assert len(render_reply(text)) >= 3
-    assert contents == render_reply(text), "every chunk exactly once, in order"
+    assert len(adapter.render_reply(text)) >= 3
+    assert contents == adapter.render_reply(text), "every chunk exactly once, in order"
     assert [c.query["access_token"] for c in fake.send_calls] == ["TOKEN-1"] * len(fake.send_calls)
 
 
