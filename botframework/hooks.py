@@ -1,8 +1,9 @@
 """Turn hooks: code that may modify, deny, answer instead of a tool, or abort a turn.
 
 Subclass :class:`TurnHooks` and override what you need; every method defaults to "no change".
-Hooks run in the order configured (``agent.hooks``). To abort the turn, raise
-:class:`~botframework.errors.TurnAbortedError` with the message the user should see.
+Hooks run in the order configured (``agent.hooks``): each is a name a package registered under the
+entry-point group ``botframework.hooks``, or an import path ``package.module:attribute``. To abort
+the turn, raise :class:`~botframework.errors.TurnAbortedError` with the message the user should see.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from botframework.errors import PluginError
 from botframework.messages import ToolCall
 from botframework.models.base import ModelRequest, ModelResponse
 from botframework.tools.base import ToolContext
@@ -87,16 +89,24 @@ class HookChain(TurnHooks):
 
 
 def resolve_hooks(refs: Sequence[str]) -> list[TurnHooks]:
-    """Import ``package.module:attribute`` refs; a class is instantiated without arguments."""
+    """Hooks by entry-point name or ``package.module:attribute``; a class is instantiated without
+    arguments. Raises LookupError saying what is wrong and what is available."""
+    from botframework.plugins import HOOKS
+
     out: list[TurnHooks] = []
     for ref in refs:
         module_name, sep, attr = ref.partition(":")
+        obj: object
         if not sep:
-            raise LookupError(f"hook {ref!r} must be an import path 'package.module:attribute'")
-        try:
-            obj = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise LookupError(f"cannot import hook {ref!r}: {exc}") from exc
+            try:
+                obj = HOOKS.load(ref)
+            except PluginError as exc:
+                raise LookupError(f"{exc}; or give an import path 'package.module:attribute'") from exc
+        else:
+            try:
+                obj = getattr(importlib.import_module(module_name), attr)
+            except (ImportError, AttributeError) as exc:
+                raise LookupError(f"cannot import hook {ref!r}: {exc}") from exc
         if isinstance(obj, type) and issubclass(obj, TurnHooks):
             obj = obj()
         if not isinstance(obj, TurnHooks):

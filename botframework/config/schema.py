@@ -178,7 +178,8 @@ class AgentConfig(_Strict):
     tool_timeout_s: float = Field(30.0, gt=0, le=3600)
     """A tool running longer becomes an error result."""
     hooks: list[str] = Field(default_factory=list)
-    """Turn hooks as import paths (``package.module:attribute``), applied in order."""
+    """Turn hooks, applied in order: names from the ``botframework.hooks`` entry points, or import paths
+    (``package.module:attribute``)."""
 
 
 class TenantConfig(_Strict):
