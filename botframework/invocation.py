@@ -32,6 +32,7 @@ from botframework.media import MediaResolver
 from botframework.messages import Message, ToolSpec
 from botframework.models.base import ModelRequest, ModelResponse
 from botframework.models.router import ModelRouter
+from botframework.states import TurnFailure
 from botframework.summarize import ModelSummarizer
 from botframework.tools.base import Tool, ToolContext
 from botframework.tools.executor import ToolExecutor
@@ -61,22 +62,22 @@ _USER_MESSAGES: Mapping[str, str] = {
 }
 
 
-def user_message_for(error: BaseException) -> tuple[str, str]:
+def user_message_for(error: BaseException) -> tuple[ErrorKind | TurnFailure, str]:
     """(error kind, message for the user) for a turn that could not produce an answer."""
     if isinstance(error, InputTooLargeError):
-        return "input_too_large", f"Your message is too long for this bot: {error}."
+        return TurnFailure.INPUT_TOO_LARGE, f"Your message is too long for this bot: {error}."
     if isinstance(error, BudgetError):
-        return "input_too_large", f"This request cannot be fitted to the model: {error}."
+        return TurnFailure.INPUT_TOO_LARGE, f"This request cannot be fitted to the model: {error}."
     if isinstance(error, TurnAbortedError):
-        return "aborted", error.message
+        return TurnFailure.ABORTED, error.message
     if isinstance(error, AllModelsFailedError):
         kind = error.last_kind or ErrorKind.SERVER_ERROR
-        return kind.value, _USER_MESSAGES.get(kind, _UNAVAILABLE.format(kind=kind.value.replace("_", " ")))
+        return kind, _USER_MESSAGES.get(kind, _UNAVAILABLE.format(kind=kind.value.replace("_", " ")))
     if isinstance(error, ModelError):
         if error.kind is ErrorKind.BAD_REQUEST:
-            return error.kind.value, f"The model rejected the request: {error.detail}"
-        return error.kind.value, _USER_MESSAGES.get(error.kind, _UNAVAILABLE.format(kind=error.kind.value))
-    return "internal", "Something went wrong on our side while answering. Please try again."
+            return error.kind, f"The model rejected the request: {error.detail}"
+        return error.kind, _USER_MESSAGES.get(error.kind, _UNAVAILABLE.format(kind=error.kind.value))
+    return TurnFailure.INTERNAL, "Something went wrong on our side while answering. Please try again."
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -250,11 +251,11 @@ class InvocationService:
                 results = await self._executors[tenant].run(response.tool_calls, ctx)
                 await self.persist(agent, conversation_id, turn_id, results)
         except asyncio.CancelledError:
-            await self.emit(EventKind.TURN_END, ctx, outcome="cancelled")
+            await self.emit(EventKind.TURN_END, ctx, outcome=TurnFailure.CANCELLED)
             raise
         except Exception as exc:
             kind, text = user_message_for(exc)
-            if kind == "internal":
+            if kind is TurnFailure.INTERNAL:
                 log.exception("turn %s failed unexpectedly", turn_id)
             else:
                 log.warning("turn %s ended with %s: %s", turn_id, kind, exc)

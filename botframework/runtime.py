@@ -37,6 +37,7 @@ from botframework.models.registry import build_client
 from botframework.models.router import ModelRouter
 from botframework.plugins import CHANNELS
 from botframework.scheduler import ConversationScheduler
+from botframework.states import DeliveryStatus, TurnFailure, TurnStatus
 from botframework.tools.registry import resolve_tools
 from botframework.turn import Origin, Reply, ReplySink, Turn
 from storage.conversations import append_messages, find_conversation, get_or_create_conversation
@@ -356,18 +357,18 @@ class Runtime:
         async with self.db.read() as conn:
             record = await turn_record(conn, turn_id)
             delivery = await delivery_for_turn(conn, turn_id) if record is not None else None
-        if record is None or record.status not in ("queued", "running"):
-            if delivery is not None and delivery.status == "pending":
+        if record is None or not record.status.is_open:
+            if delivery is not None and delivery.status is DeliveryStatus.PENDING:
                 await self._deliver(delivery)
             return
         started = time.perf_counter()
         origin = Origin.from_label(record.origin)
-        status = "done"
+        status = TurnStatus.DONE
         try:
             if self.scheduler.cancelled_by_user(turn_id):
                 raise asyncio.CancelledError
             async with self.db.write() as conn:
-                await set_turn_status(conn, turn_id, "running")
+                await set_turn_status(conn, turn_id, TurnStatus.RUNNING)
             reply = await self.invocation.run_turn(
                 tenant=record.tenant,
                 conversation_id=conversation_id,
@@ -381,7 +382,8 @@ class Runtime:
             if not self.scheduler.cancelled_by_user(turn_id) or task is None:
                 raise  # shutdown: the turn stays open and resumes after restart
             task.uncancel()
-            reply, status = Reply(text="Cancelled.", error_kind="cancelled"), "cancelled"
+            reply = Reply(text="Cancelled.", error_kind=TurnFailure.CANCELLED)
+            status = TurnStatus.CANCELLED
         finally:
             self._sinks.pop(turn_id, None)
         async with self.db.write() as conn:
@@ -399,7 +401,7 @@ class Runtime:
                 tenant=record.tenant,
                 channel=record.channel,
                 conversation_key=record.conversation_key,
-                status="pending",
+                status=DeliveryStatus.PENDING,
                 attempts=0,
                 reply=reply,
             )
@@ -412,7 +414,7 @@ class Runtime:
         adapter = self.adapters.get((delivery.tenant, delivery.channel))
         if adapter is None:  # background job or CLI: the caller got the reply through its future
             async with self.db.write() as conn:
-                await mark_delivery(conn, delivery.id, status="sent")
+                await mark_delivery(conn, delivery.id, status=DeliveryStatus.SENT)
             return
         async with self.db.read() as conn:
             events = await events_of_turn(conn, delivery.turn_id)
@@ -436,7 +438,11 @@ class Runtime:
             progress = max(delivery.progress, exc.delivered_parts) if isinstance(exc, DeliveryError) else None
             async with self.db.write() as conn:
                 await mark_delivery(
-                    conn, delivery.id, status="failed" if final else "pending", error=str(exc), progress=progress
+                    conn,
+                    delivery.id,
+                    status=DeliveryStatus.FAILED if final else DeliveryStatus.PENDING,
+                    error=str(exc),
+                    progress=progress,
                 )
             self.metrics.deliveries.labels(delivery.channel, "failed" if final else "retry").inc()
             if retry and not final and attempt <= len(DELIVERY_RETRY_DELAYS_S):
@@ -451,12 +457,12 @@ class Runtime:
                 )
             return
         async with self.db.write() as conn:
-            await mark_delivery(conn, delivery.id, status="sent")
+            await mark_delivery(conn, delivery.id, status=DeliveryStatus.SENT)
         self.metrics.deliveries.labels(delivery.channel, "sent").inc()
 
     async def _retry_delivery(self, delivery: DeliveryRecord, attempt: int) -> None:
         await asyncio.sleep(DELIVERY_RETRY_DELAYS_S[attempt - 1])
         async with self.db.read() as conn:
             current = await delivery_for_turn(conn, delivery.turn_id)
-        if current is not None and current.status == "pending":
+        if current is not None and current.status is DeliveryStatus.PENDING:
             await self._deliver(current)

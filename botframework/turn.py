@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from botframework.errors import ErrorKind
 from botframework.messages import ImagePart
+from botframework.states import TurnFailure
 
 __all__ = ["NullSink", "Origin", "Reply", "ReplySink", "ReplyTarget", "Turn"]
 
@@ -105,7 +106,18 @@ class Reply:
     model: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
-    error_kind: ErrorKind | str | None = None
+    error_kind: ErrorKind | TurnFailure | None = None
+
+    @staticmethod
+    def kind_from(value: str | None) -> ErrorKind | TurnFailure | None:
+        """A stored error kind back as its enum (an unknown one, from a newer version, as INTERNAL)."""
+        if value is None:
+            return None
+        if value in ErrorKind.__members__.values():
+            return ErrorKind(value)
+        if value in TurnFailure.__members__.values():
+            return TurnFailure(value)
+        return TurnFailure.INTERNAL
 
     @property
     def is_error(self) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from botframework.states import DeliveryStatus
 from botframework.turn import Reply
 from storage.tables import CONVERSATIONS, DELIVERIES, TURNS
 
@@ -26,7 +27,7 @@ class DeliveryRecord:
     tenant: str
     channel: str
     conversation_key: str
-    status: str
+    status: DeliveryStatus
     attempts: int
     reply: Reply
     progress: int = 0
@@ -39,7 +40,7 @@ def _record(row: Any) -> DeliveryRecord:
         tenant=row.tenant,
         channel=row.channel,
         conversation_key=row.key,
-        status=row.status,
+        status=DeliveryStatus(row.status),
         attempts=int(row.attempts),
         progress=int(row.progress or 0),
         reply=Reply(
@@ -47,7 +48,7 @@ def _record(row: Any) -> DeliveryRecord:
             model=row.model,
             input_tokens=int(row.input_tokens),
             output_tokens=int(row.output_tokens),
-            error_kind=row.error_kind,
+            error_kind=Reply.kind_from(row.error_kind),
         ),
     )
 
@@ -68,7 +69,7 @@ async def create_delivery(conn: AsyncConnection, *, turn_id: str, tenant: str, c
             turn_id=turn_id,
             tenant=tenant,
             channel=channel,
-            status="pending",
+            status=DeliveryStatus.PENDING,
             text=reply.text,
             model=reply.model,
             error_kind=str(reply.error_kind) if reply.error_kind is not None else None,
@@ -87,14 +88,19 @@ async def delivery_for_turn(conn: AsyncConnection, turn_id: str) -> DeliveryReco
 
 
 async def mark_delivery(
-    conn: AsyncConnection, delivery_id: int, *, status: str, error: str | None = None, progress: int | None = None
+    conn: AsyncConnection,
+    delivery_id: int,
+    *,
+    status: DeliveryStatus,
+    error: str | None = None,
+    progress: int | None = None,
 ) -> None:
     """Record one delivery attempt: ``sent``, ``failed`` (final) or ``pending`` (will be tried again),
     and how many parts have gone out so far."""
     values: dict[str, Any] = {"status": status, "attempts": deliveries.c.attempts + 1, "last_error": error}
     if progress is not None:
         values["progress"] = progress
-    if status == "sent":
+    if status is DeliveryStatus.SENT:
         values["sent_at"] = datetime.now(UTC)
     await conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
 
@@ -106,7 +112,7 @@ async def pending_deliveries(
     channel: str | None = None,
     conversation_key: str | None = None,
 ) -> list[DeliveryRecord]:
-    query = _query().where(deliveries.c.status == "pending")
+    query = _query().where(deliveries.c.status == DeliveryStatus.PENDING)
     if tenant is not None:
         query = query.where(deliveries.c.tenant == tenant)
     if channel is not None:

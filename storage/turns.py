@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from botframework.states import TurnStatus
 from botframework.turn import Turn
 from storage.tables import CONVERSATIONS, INBOUND_EVENTS, MESSAGES, TURNS
 
@@ -31,7 +32,7 @@ events = INBOUND_EVENTS
 conversations = CONVERSATIONS
 messages = MESSAGES
 
-OPEN_STATUSES = ("queued", "running")
+OPEN_STATUSES = tuple(s.value for s in TurnStatus if s.is_open)
 
 
 def _now() -> datetime:
@@ -44,7 +45,7 @@ class TurnRecord:
     conversation_id: int
     tenant: str
     origin: str
-    status: str
+    status: TurnStatus
     channel: str
     conversation_key: str
 
@@ -76,7 +77,7 @@ def _turn(row: Any) -> TurnRecord:
         conversation_id=int(row.conversation_id),
         tenant=row.tenant,
         origin=row.origin,
-        status=row.status,
+        status=TurnStatus(row.status),
         channel=row.channel,
         conversation_key=row.key,
     )
@@ -89,7 +90,7 @@ async def create_turn(conn: AsyncConnection, *, turn_id: str, conversation_id: i
             conversation_id=conversation_id,
             tenant=tenant,
             origin=origin,
-            status="queued",
+            status=TurnStatus.QUEUED,
             created_at=_now(),
         )
     )
@@ -100,8 +101,8 @@ async def turn_record(conn: AsyncConnection, turn_id: str) -> TurnRecord | None:
     return _turn(row) if row is not None else None
 
 
-async def set_turn_status(conn: AsyncConnection, turn_id: str, status: str) -> None:
-    finished = _now() if status not in OPEN_STATUSES else None
+async def set_turn_status(conn: AsyncConnection, turn_id: str, status: TurnStatus) -> None:
+    finished = None if status.is_open else _now()
     await conn.execute(update(turns).where(turns.c.id == turn_id).values(status=status, finished_at=finished))
 
 
@@ -175,7 +176,7 @@ async def merge_turns(conn: AsyncConnection, *, into: str, merged: list[str]) ->
         return
     await conn.execute(update(messages).where(messages.c.turn_id.in_(merged)).values(turn_id=into, turn_start=False))
     await conn.execute(update(events).where(events.c.turn_id.in_(merged)).values(turn_id=into))
-    await conn.execute(update(turns).where(turns.c.id.in_(merged)).values(status="merged", finished_at=_now()))
+    await conn.execute(update(turns).where(turns.c.id.in_(merged)).values(status=TurnStatus.MERGED, finished_at=_now()))
 
 
 async def recent_transcript(conn: AsyncConnection, *, conversation_id: int, limit: int) -> list[dict[str, Any]]:

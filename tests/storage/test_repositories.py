@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 
 from botframework.messages import ImagePart, Message, ToolCall
+from botframework.states import DeliveryStatus, TurnStatus
 from botframework.turn import Reply, Turn
 from storage.conversations import append_messages, get_or_create_conversation, turn_messages
 from storage.db import Database
@@ -100,7 +101,7 @@ async def test_events_dedupe_merge_and_recovery_queries(db: Database) -> None:
             await insert_event(conn, turn=turn, conversation_id=cid, message_id=m.id, turn_id=f"t{n}")
         assert await find_event(conn, tenant="acme", channel="websocket", event_id="e2") == ("t2", cid)
         assert await find_event(conn, tenant="other", channel="websocket", event_id="e2") is None
-        await set_turn_status(conn, "t1", "running")
+        await set_turn_status(conn, "t1", TurnStatus.RUNNING)
         await merge_turns(conn, into="t1", merged=["t2"])
     async with db.read() as conn:
         assert [t.id for t in await open_turns(conn)] == ["t1"]
@@ -131,8 +132,8 @@ async def test_deliveries_lifecycle(db: Database) -> None:
         [pending] = await pending_deliveries(conn, tenant="acme", conversation_key="k")
     assert pending.reply.text == "hello" and pending.conversation_key == "k"
     async with db.write() as conn:
-        await mark_delivery(conn, did, status="pending", error="offline")
-        await mark_delivery(conn, did, status="sent")
+        await mark_delivery(conn, did, status=DeliveryStatus.PENDING, error="offline")
+        await mark_delivery(conn, did, status=DeliveryStatus.SENT)
     async with db.read() as conn:
         record = await delivery_for_turn(conn, "t1")
         assert await pending_deliveries(conn) == []

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from botframework.channel import EventRef, Outbound
-from botframework.errors import PayloadError
+from botframework.errors import ErrorKind, PayloadError
 from botframework.turn import Reply
 from channels.websocket.events import CancelFrame, MessageFrame, event_id_for, parse_frame, to_turn
 from channels.websocket.render import final_frames
@@ -67,7 +67,7 @@ def test_final_frames_answer_every_steered_message_once() -> None:
         channel="websocket",
         turn_id="t1",
         conversation_key="ann",
-        reply=Reply(text="rate limited", error_kind="rate_limited"),
+        reply=Reply(text="rate limited", error_kind=ErrorKind.RATE_LIMITED),
         events=events[:1],
     )
     assert final_frames(failed) == [
