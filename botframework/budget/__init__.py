@@ -24,6 +24,7 @@ from botframework.budget.normalize import (
     repair_tool_blocks,
     tool_protocol_violations,
 )
+from botframework.budget.oneshot import fit_one_shot
 from botframework.budget.reserve import Limits, output_reserve
 from botframework.budget.sources import HistorySource, InMemoryHistory, MessageCache, SqlHistorySource
 from botframework.budget.tokens import FALLBACK_ENCODING, EncodingRegistry, TokenCounter
@@ -45,6 +46,7 @@ __all__ = [
     "alternation_groups",
     "alternation_violations",
     "compose_system",
+    "fit_one_shot",
     "output_reserve",
     "prompt_fit_problem",
     "repair_tool_blocks",

@@ -31,6 +31,7 @@ __all__ = [
     "ServerConfig",
     "SlackChannelConfig",
     "StorageConfig",
+    "StructuredHelperConfig",
     "TenantConfig",
     "WeChatChannelConfig",
     "WeComChannelConfig",
@@ -169,6 +170,24 @@ class HistoryConfig(_Strict):
     """Longest summary kept."""
 
 
+class StructuredHelperConfig(_Strict):
+    """Which models one-shot calls from tools and hooks (``ctx.models``, the structured helper) use."""
+
+    models: list[Name] = Field(default_factory=list)
+    """Names from ``models:``, tried in order; empty means the agent's ``model`` then ``fallback_models``."""
+    allowed_tiers: list[Name] | None = Field(None, min_length=1)
+    """``models.*.tier`` values helper calls may use, cheapest first: candidates are tried in this tier
+    order, and a call that would need another tier is refused (``tier_not_allowed``). Omitted: any tier."""
+
+    @model_validator(mode="after")
+    def _distinct(self) -> StructuredHelperConfig:
+        for name, values in (("models", self.models), ("allowed_tiers", self.allowed_tiers or [])):
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(f"{name} lists {', '.join(map(repr, repeated))} more than once")
+        return self
+
+
 class AgentConfig(_Strict):
     system_prompt: str = "You are a helpful assistant."
     """Always sent first; must fit the model's window with room to spare (checked at load)."""
@@ -190,6 +209,8 @@ class AgentConfig(_Strict):
     """A tool running longer becomes an error result."""
     hooks: list[str] = Field(default_factory=list)
     """Turn hooks as import paths (``package.module:attribute``), applied in order."""
+    structured: StructuredHelperConfig = Field(default_factory=StructuredHelperConfig)
+    """Models and tier allowlist for the model calls tools make (``summarize``, ``translate``, ...)."""
 
 
 class WebSocketChannelConfig(_Strict):
