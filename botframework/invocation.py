@@ -308,6 +308,7 @@ class InvocationService:
             EventKind.MODEL_REQUEST,
             ctx,
             model=model_name,
+            purpose="turn",
             messages=len(request.messages),
             estimated_prompt_tokens=request.estimated_prompt_tokens,
             max_tokens=request.max_tokens,

@@ -265,6 +265,8 @@ async def run_structured(
         output: BaseModel | None = None
         if problem is None:
             output, problem = _model_problem(value, call.output_type)
+        if problem is not None and routed.response.finish_reason == "length":
+            problem = f"the reply was cut off at the output limit, so {problem}"
         if problem is None:
             return StructuredResult(text=text, data=value, output=output, usage=usage, model=model, calls=calls)
     return StructuredResult(

@@ -45,7 +45,7 @@ def fit_one_shot(engine: BudgetEngine, *, model_name: str, model: ModelConfig, r
     encoding = engine.encoding(model)
     counter = engine.counter
     prompt_raw = (
-        counter.cached_text(encoding, request.system)
+        counter.text(encoding, request.system)
         + sum(counter.message(encoding, m) for m in request.messages)
         + counter.tools(encoding, request.tools)
         + REPLY_PRIMING
