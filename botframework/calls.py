@@ -67,6 +67,7 @@ class CallRecorder:
             EventKind.MODEL_RESPONSE if record.outcome == "ok" else EventKind.ERROR,
             self.ctx,
             model=record.model_name,
+            purpose=self.purpose,
             attempt=record.attempt,
             outcome=record.outcome,
             latency_ms=record.latency_ms,

@@ -32,7 +32,8 @@ which vendor library raised. Messages carry the offending values.
     ├── AllModelsFailedError         every candidate failed; .attempts holds each ModelError
     ├── ToolError                    a tool could not run (becomes a tool error result, not a crash)
     │   ├── UnknownToolError         the model called a tool that is not enabled
-    │   └── ToolArgumentsError       arguments are not JSON or do not match the schema
+    │   ├── ToolArgumentsError       arguments are not JSON or do not match the schema
+    │   └── ModelCallError           a one-shot model call (ctx.models) got no usable answer; .kind says why
     └── TurnAbortedError             a hook aborted the turn on purpose; .message is shown to the user
 
 Cancelling a turn (the user's ``cancel``, or shutdown) is ``asyncio.CancelledError``, not an error.
@@ -61,6 +62,7 @@ __all__ = [
     "IncompleteStreamError",
     "InputTooLargeError",
     "MediaError",
+    "ModelCallError",
     "ModelConnectionError",
     "ModelError",
     "ModelNotFoundError",
@@ -345,6 +347,19 @@ class ToolArgumentsError(ToolError):
     def __init__(self, name: str, problem: str) -> None:
         self.name = name
         super().__init__(f"invalid arguments for tool {name!r}: {problem}")
+
+
+class ModelCallError(ToolError):
+    """A one-shot model call made through :class:`botframework.modelcalls.ModelCalls` got no usable
+    answer. ``kind`` is ``tier_not_allowed``, ``llm_unavailable``, ``input_too_large`` or
+    ``malformed_json``; ``detail`` the cause. A tool may let it propagate: the model gets it as an
+    error result."""
+
+    def __init__(self, *, kind: str, detail: str, purpose: str, hint: str = "") -> None:
+        self.kind = kind
+        self.detail = detail
+        self.purpose = purpose
+        super().__init__(f"the {purpose} model call failed ({kind}): {detail}" + (f"; {hint}" if hint else ""))
 
 
 class TurnAbortedError(BotframeworkError):

@@ -30,6 +30,7 @@ from botframework.hooks import TurnHooks
 from botframework.ledger import LedgerWriter
 from botframework.media import MediaResolver
 from botframework.messages import Message, ToolSpec
+from botframework.modelcalls import ModelGateway
 from botframework.models.base import ModelRequest, ModelResponse
 from botframework.models.router import ModelRouter
 from botframework.states import TurnFailure
@@ -156,6 +157,10 @@ class InvocationService:
         self.agents = agents
         self.events = events
         self.ledger = ledger
+        self.model_calls = ModelGateway(
+            router=router, budget=budget, ledger=ledger, events=events, models=config.models
+        )
+        """One-shot calls for tools (``ctx.models``) and the summarizer."""
         self._executors = {name: self._make_executor(a) for name, a in agents.items()}
 
     def _make_executor(self, agent: AgentRuntime) -> ToolExecutor:
@@ -204,6 +209,7 @@ class InvocationService:
         cancellation (``asyncio.CancelledError``) propagates, keeping what was persisted."""
         agent = self.agents[tenant]
         ctx = ToolContext(tenant=tenant, conversation_id=conversation_id, turn_id=turn_id, origin=origin.label)
+        ctx = replace(ctx, model_calls=self.model_calls.for_agent(ctx, agent.agent))
         async with self.db.read() as conn:
             so_far = await turn_messages(conn, turn_id=turn_id)
         stream = _ReplyStream(
@@ -284,7 +290,7 @@ class InvocationService:
         model = self.config.models[model_name]
         summarizer = None
         if agent.agent.history.strategy == "summarize":
-            summarizer = ModelSummarizer(service=self, agent=agent, ctx=ctx)
+            summarizer = ModelSummarizer.for_agent(self.model_calls, ctx, agent.agent)
         prepared = await self.budget.prepare(
             conversation_id=ctx.conversation_id,
             turn_id=ctx.turn_id,
@@ -303,6 +309,7 @@ class InvocationService:
             EventKind.MODEL_REQUEST,
             ctx,
             model=model_name,
+            purpose="turn",
             messages=len(request.messages),
             estimated_prompt_tokens=request.estimated_prompt_tokens,
             max_tokens=request.max_tokens,

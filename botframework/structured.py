@@ -6,10 +6,14 @@ the observer) and never raises for a model failure; the result's ``error`` says 
 
 - ``tier_not_allowed``: no candidate's ``ModelConfig.tier`` is in ``allowed_tiers``;
 - ``llm_unavailable``: every allowed candidate failed (or there was none, or the request was refused);
+- ``input_too_large``: the instructions and input do not fit the model's window (nothing was sent);
 - ``malformed_json``: JSON was expected and the reply was not valid JSON (or did not match the
-  schema) twice: once as asked, once more after a stricter follow-up that quotes the problem.
+  schema, or the pydantic ``output_type``) twice: once as asked, once more after a stricter
+  follow-up that quotes the problem.
 
 Markdown fences around the JSON are stripped, and prose around a single JSON value is tolerated.
+Tools reach this through :class:`botframework.modelcalls.ModelCalls` (``ctx.models``), which
+supplies the candidates, the tier allowlist, the budget fitting and the ledger.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from typing import Any, Literal
 from jsonschema import SchemaError, ValidationError
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 
-from botframework.errors import BotframeworkError, ContextOverflowError
+from botframework.errors import BotframeworkError, BudgetError, ContextOverflowError
 from botframework.messages import Message
 from botframework.models.base import ModelRequest, Usage
-from botframework.models.router import ModelRouter, RouterObserver
+from botframework.models.router import ModelRouter, OverflowCallback, RouterObserver
 
 __all__ = [
     "StructuredCall",
@@ -37,7 +43,7 @@ __all__ = [
     "run_structured",
 ]
 
-StructuredErrorKind = Literal["tier_not_allowed", "llm_unavailable", "malformed_json"]
+StructuredErrorKind = Literal["tier_not_allowed", "llm_unavailable", "input_too_large", "malformed_json"]
 FitRequest = Callable[[str, ModelRequest], Awaitable[ModelRequest]]
 
 _JSON_ONLY = "Answer with one JSON value only: no prose before or after it, no markdown code fences, no comments."
@@ -47,12 +53,16 @@ _PREVIOUS_LIMIT = 4000
 
 @dataclass(frozen=True, kw_only=True)
 class StructuredCall:
-    """What to ask. ``schema`` (a JSON Schema) implies a JSON answer; ``expect_json`` forces it on/off."""
+    """What to ask. ``schema`` (a JSON Schema) or ``output_type`` implies a JSON answer;
+    ``expect_json`` forces it on/off."""
 
     instructions: str
     input: str
     candidates: Sequence[str]
     schema: Mapping[str, Any] | None = None
+    """Sent with the instructions and checked before ``output_type``; defaults to ``output_type``'s schema."""
+    output_type: type[BaseModel] | None = None
+    """The answer must validate as this pydantic model; the result's ``output`` is the instance."""
     expect_json: bool | None = None
     allowed_tiers: Collection[str] | None = None
     """``ModelConfig.tier`` values this call may use; None allows every tier."""
@@ -60,8 +70,16 @@ class StructuredCall:
     temperature: float | None = None
 
     @property
+    def json_schema(self) -> Mapping[str, Any] | None:
+        if self.schema is not None:
+            return self.schema
+        return self.output_type.model_json_schema() if self.output_type is not None else None
+
+    @property
     def wants_json(self) -> bool:
-        return self.expect_json if self.expect_json is not None else self.schema is not None
+        if self.expect_json is not None:
+            return self.expect_json
+        return self.schema is not None or self.output_type is not None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +87,8 @@ class StructuredResult:
     text: str = ""
     data: Any = None
     """The parsed JSON (None when no JSON was expected or it could not be had)."""
+    output: BaseModel | None = None
+    """The ``output_type`` instance validated from ``data`` (None without an ``output_type``)."""
     usage: Usage = field(default_factory=Usage)
     """Summed over the calls made (the stricter retry included)."""
     model: str | None = None
@@ -125,12 +145,24 @@ def _schema_problem(value: Any, schema: Mapping[str, Any] | None) -> str | None:
     return f"does not match the schema at {where}: {error.message}"
 
 
-def _system(call: StructuredCall) -> str:
+def _model_problem(value: Any, output_type: type[BaseModel] | None) -> tuple[BaseModel | None, str | None]:
+    if output_type is None:
+        return None, None
+    try:
+        return output_type.model_validate(value), None
+    except PydanticValidationError as exc:
+        problems = "; ".join(
+            f"{'/'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()[:3]
+        )
+        return None, f"does not match {output_type.__name__}: {problems}"
+
+
+def _system(call: StructuredCall, schema: Mapping[str, Any] | None) -> str:
     if not call.wants_json:
         return call.instructions
     parts = [call.instructions, _JSON_ONLY]
-    if call.schema is not None:
-        parts.append("The JSON must validate against this JSON Schema:\n" + json.dumps(call.schema, indent=2))
+    if schema is not None:
+        parts.append("The JSON must validate against this JSON Schema:\n" + json.dumps(schema, indent=2))
     return "\n\n".join(p for p in parts if p)
 
 
@@ -148,15 +180,19 @@ async def run_structured(
     router: ModelRouter,
     observer: RouterObserver | None = None,
     fit: FitRequest | None = None,
+    on_overflow: OverflowCallback | None = None,
 ) -> StructuredResult:
     """Run ``call``. Never raises for model failures (cancellation still propagates).
 
-    ``fit`` may adjust the request for a given model (e.g. the budget engine's fitting); without it
-    ``max_tokens`` is capped by the model's ``max_output_tokens`` and half its window.
+    ``fit`` may adjust the request for a given model (e.g. the budget engine's fitting; raising a
+    ``BudgetError`` there gives ``input_too_large``); without it ``max_tokens`` is capped by the
+    model's ``max_output_tokens`` and half its window. ``on_overflow`` hears a provider's
+    "context length exceeded" before the router tries the same model once more.
     """
-    if call.schema is not None:
+    schema = call.json_schema
+    if schema is not None:
         try:
-            validator_for(call.schema).check_schema(dict(call.schema))
+            validator_for(schema).check_schema(dict(schema))
         except SchemaError as exc:
             raise ValueError(f"invalid JSON schema for a structured call: {exc.message}") from exc
     known = [n for n in dict.fromkeys(call.candidates) if n in router.clients]
@@ -172,7 +208,7 @@ async def run_structured(
             error="llm_unavailable", detail=f"no configured model among candidates {list(call.candidates)}"
         )
 
-    system = _system(call)
+    system = _system(call, schema)
     usage = Usage()
     calls = 0
     messages: list[Message] = [Message.user(call.input)]
@@ -187,7 +223,7 @@ async def run_structured(
                 Message.assistant(previous or "(empty reply)"),
                 Message.user(
                     f"That reply cannot be used ({problem}). Reply again with only the JSON value"
-                    f"{' that matches the schema' if call.schema is not None else ''}. {_JSON_ONLY}"
+                    f"{' that matches the schema' if schema is not None else ''}. {_JSON_ONLY}"
                 ),
             ]
         request_messages = tuple(messages)
@@ -202,11 +238,17 @@ async def run_structured(
             )
             return await fit(name, request) if fit is not None else request
 
-        async def on_overflow(_name: str, _error: ContextOverflowError, _request: ModelRequest) -> None:
+        async def no_overflow(_name: str, _error: ContextOverflowError, _request: ModelRequest) -> None:
             return None
 
         try:
-            routed = await router.call(candidates=allowed, build=build, on_overflow=on_overflow, observer=observer)
+            routed = await router.call(
+                candidates=allowed, build=build, on_overflow=on_overflow or no_overflow, observer=observer
+            )
+        except BudgetError as exc:
+            return StructuredResult(
+                text=text, usage=usage, model=model, error="input_too_large", detail=str(exc), calls=calls
+            )
         except BotframeworkError as exc:
             return StructuredResult(
                 text=text, usage=usage, model=model, error="llm_unavailable", detail=str(exc), calls=calls
@@ -219,9 +261,14 @@ async def run_structured(
             return StructuredResult(text=text, usage=usage, model=model, calls=calls)
         value, problem = extract_json(text)
         if problem is None:
-            problem = _schema_problem(value, call.schema)
+            problem = _schema_problem(value, schema)
+        output: BaseModel | None = None
         if problem is None:
-            return StructuredResult(text=text, data=value, usage=usage, model=model, calls=calls)
+            output, problem = _model_problem(value, call.output_type)
+        if problem is not None and routed.response.finish_reason == "length":
+            problem = f"the reply was cut off at the output limit, so {problem}"
+        if problem is None:
+            return StructuredResult(text=text, data=value, output=output, usage=usage, model=model, calls=calls)
     return StructuredResult(
         text=text, usage=usage, model=model, error="malformed_json", detail=problem or "", calls=calls
     )

@@ -195,3 +195,13 @@ def test_extract_json_problems() -> None:
     assert extract_json("")[1] == "the reply is empty"
     value, problem = extract_json("nothing")
     assert value is None and problem is not None and problem.startswith("not valid JSON")
+
+
+async def test_a_reply_cut_off_at_the_output_limit_says_so(server: FakeOpenAIServer, router: ModelRouter) -> None:
+    server.push(
+        Reply(text='{"label": "bug", "confid', finish_reason="length"),
+        Reply(text='{"label": "bug", "conf', finish_reason="length"),
+    )
+    result = await run_structured(classify(), router=router)
+    assert result.error == "malformed_json" and result.calls == 2
+    assert result.detail.startswith("the reply was cut off at the output limit, so not valid JSON")

@@ -11,7 +11,12 @@ The invocation service calls :class:`BudgetEngine` before every model call::
                          estimated_prompt_tokens=prepared.estimated_prompt_tokens,
                          reported_input_tokens=response.usage.input_tokens)
 
-See DESIGN.md "Budget invariants" for what every prepared request satisfies.
+Every prepared request satisfies: prompt + max_tokens fits the window (counted in the model's
+encoding, calibrated against reported usage); max_tokens = min(cap, window/2, what is left), never
+below the floor (history is compacted instead); every tool call is answered by exactly one result in
+order; the system prompt, current input, active tool tail and steered messages are always kept and
+history is cut only between whole turns; an input that cannot fit alone is never sent; and the work
+per turn is bounded by the window, not by the stored history.
 """
 
 from botframework.budget.calibration import Calibration
@@ -24,6 +29,7 @@ from botframework.budget.normalize import (
     repair_tool_blocks,
     tool_protocol_violations,
 )
+from botframework.budget.oneshot import fit_one_shot
 from botframework.budget.reserve import Limits, output_reserve
 from botframework.budget.sources import HistorySource, InMemoryHistory, MessageCache, SqlHistorySource
 from botframework.budget.tokens import FALLBACK_ENCODING, EncodingRegistry, TokenCounter
@@ -45,6 +51,7 @@ __all__ = [
     "alternation_groups",
     "alternation_violations",
     "compose_system",
+    "fit_one_shot",
     "output_reserve",
     "prompt_fit_problem",
     "repair_tool_blocks",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from botframework.config.schema import Config
+from botframework.config.schema import AgentConfig, Config
 
 __all__ = ["config_problems", "raw_problems"]
 
@@ -35,6 +35,8 @@ def raw_problems(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         refs: list[tuple[str, Any]] = [("model", agent.get("model"))]
         refs += [(f"fallback_models.{i}", m) for i, m in enumerate(_list(agent.get("fallback_models")))]
         refs.append(("history.summary_model", _mapping(agent.get("history")).get("summary_model")))
+        structured = _list(_mapping(agent.get("structured")).get("models"))
+        refs += [(f"structured.models.{i}", m) for i, m in enumerate(structured)]
         for field_name, ref in refs:
             if isinstance(ref, str) and ref not in models:
                 yield f"{base}.{field_name}", f"unknown model {ref!r} (defined: {known})"
@@ -62,6 +64,9 @@ def config_problems(config: Config) -> Iterator[tuple[str, str]]:
             if isinstance(options, UnavailablePlugin):
                 yield f"tenants.{tname}.channels.{channel}", BROKEN_PLUGIN + options.problem
         agent = tenant.agent
+        problem = _helper_tier_problem(config, agent)
+        if problem:
+            yield f"tenants.{tname}.agent.structured.allowed_tiers", problem
         for name in [agent.model, *agent.fallback_models]:
             model = config.models.get(name)
             if model is None:
@@ -69,3 +74,20 @@ def config_problems(config: Config) -> Iterator[tuple[str, str]]:
             problem = prompt_fit_problem(config.budget, model, agent)
             if problem:
                 yield f"tenants.{tname}.agent.system_prompt", f"too large for model {name!r}: {problem}"
+
+
+def _helper_tier_problem(config: Config, agent: AgentConfig) -> str | None:
+    """An allowlist that leaves the helper no model would refuse every call of every tool."""
+    from botframework.modelcalls import helper_candidates
+
+    allowed = agent.structured.allowed_tiers
+    if allowed is None:
+        return None
+    names = [n for n in helper_candidates(agent, config.models) if n in config.models]
+    if not names or any(config.models[n].tier in allowed for n in names):
+        return None
+    tiers = ", ".join(f"{n}: {config.models[n].tier}" for n in names)
+    return (
+        f"no helper model is of an allowed tier ({', '.join(allowed)}); the candidates are {tiers}. "
+        "Allow one of their tiers, or list a model of an allowed tier in structured.models"
+    )

@@ -36,6 +36,7 @@ __all__ = [
     "ServerConfig",
     "StorageConfig",
     "StrId",
+    "StructuredHelperConfig",
     "TenantConfig",
 ]
 
@@ -116,7 +117,7 @@ class ModelConfig(_Strict):
     timeout_s: float = Field(60.0, gt=0, le=3600)
     """Per attempt, including the whole stream."""
     max_retries: int = Field(2, ge=0, le=2)
-    """Retries of a retryable failure before the next candidate (DESIGN: at most 2)."""
+    """Retries of a retryable failure before the next candidate (at most 2)."""
     encoding: str | None = None
     """tiktoken encoding name; derived from ``model`` when omitted."""
     supports_images: bool = True
@@ -158,6 +159,24 @@ class HistoryConfig(_Strict):
     """Longest summary kept."""
 
 
+class StructuredHelperConfig(_Strict):
+    """Which models one-shot calls from tools and hooks (``ctx.models``, the structured helper) use."""
+
+    models: list[Name] = Field(default_factory=list)
+    """Names from ``models:``, tried in order; empty means the agent's ``model`` then ``fallback_models``."""
+    allowed_tiers: list[Name] | None = Field(None, min_length=1)
+    """``models.*.tier`` values helper calls may use, cheapest first: candidates are tried in this tier
+    order, and a call that would need another tier is refused (``tier_not_allowed``). Omitted: any tier."""
+
+    @model_validator(mode="after")
+    def _distinct(self) -> StructuredHelperConfig:
+        for name, values in (("models", self.models), ("allowed_tiers", self.allowed_tiers or [])):
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(f"{name} lists {', '.join(map(repr, repeated))} more than once")
+        return self
+
+
 class AgentConfig(_Strict):
     system_prompt: str = "You are a helpful assistant."
     """Always sent first; must fit the model's window with room to spare (checked at load)."""
@@ -180,6 +199,8 @@ class AgentConfig(_Strict):
     hooks: list[str] = Field(default_factory=list)
     """Turn hooks, applied in order: names from the ``botframework.hooks`` entry points, or import paths
     (``package.module:attribute``)."""
+    structured: StructuredHelperConfig = Field(default_factory=StructuredHelperConfig)
+    """Models and tier allowlist for the model calls tools make (``summarize``, ``translate``, ...)."""
 
 
 class TenantConfig(_Strict):

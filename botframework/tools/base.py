@@ -5,9 +5,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from botframework.errors import ToolError
 from botframework.messages import ToolSpec
+
+if TYPE_CHECKING:
+    from botframework.modelcalls import ModelCalls
 
 __all__ = ["Tool", "ToolContext", "ToolHandler", "tool"]
 
@@ -20,6 +24,22 @@ class ToolContext:
     conversation_id: int
     turn_id: str
     origin: str
+    model_calls: ModelCalls | None = field(default=None, repr=False, compare=False)
+    """The turn's one-shot model client; read it as :attr:`models`."""
+
+    @property
+    def models(self) -> ModelCalls:
+        """Model calls on behalf of this turn (the structured helper): ``await ctx.models.parse(...)``.
+
+        Uses the agent's helper models and tier allowlist (``agent.structured``); every call is a
+        ledger row of this tenant and turn.
+        """
+        if self.model_calls is None:
+            raise ToolError(
+                f"no model calls are available to tools in this context (tenant {self.tenant!r}, "
+                f"turn {self.turn_id!r}): it was not built by the invocation service"
+            )
+        return self.model_calls
 
 
 ToolHandler = Callable[[Mapping[str, Any], ToolContext], Awaitable[Any] | Any]

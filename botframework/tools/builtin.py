@@ -1,4 +1,5 @@
-"""Built-in tools."""
+"""Built-in tools: ``clock`` here; ``summarize``, ``translate``, ``extract_entities`` and ``classify``
+(tools that ask a model through the structured helper) in :mod:`botframework.tools.language`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from botframework.errors import ToolArgumentsError
 from botframework.tools.base import ToolContext, tool
+from botframework.tools.language import classify, extract_entities, summarize, translate
 
 __all__ = ["BUILTIN_TOOLS", "clock"]
 
@@ -32,4 +34,4 @@ async def clock(args: Mapping[str, Any], ctx: ToolContext) -> str:
     return f"{now.isoformat(timespec='seconds')} ({now.strftime('%A')}, {name})"
 
 
-BUILTIN_TOOLS = {clock.name: clock}
+BUILTIN_TOOLS = {t.name: t for t in (clock, summarize, translate, extract_entities, classify)}

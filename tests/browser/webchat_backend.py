@@ -2,7 +2,7 @@
 
 It serves the page the way the real server does (``GET /t/{tenant}/chat`` returns ``chat.html``
 as-is, ``GET /static/{file}`` serves ``botframework/web/static/``) and speaks the WebSocket frames
-of DESIGN.md plus the additive ones (accepted, reset, history, cancel). Everything it receives is
+of the README plus the additive ones (accepted, reset, history, cancel). Everything it receives is
 recorded so tests can assert on it.
 
 Two layers, so the same tests can later run against the real server:

@@ -160,7 +160,7 @@ def normalized_turn(engine: BudgetEngine, model_cfg: ModelConfig, messages: Sequ
 
 
 def check_prepared(case: Case, prepared: PreparedRequest, stored: Sequence[Message], turn_id: str) -> None:
-    """Assert DESIGN's budget invariants 1-4 and 6 for one prepared request."""
+    """Assert the budget invariants 1-4 and 6 (botframework.budget) for one prepared request."""
     engine, model_cfg = case.engine, case.model
     limits = engine.limits(model_name=case.model_name, model=model_cfg, agent=case.agent)
     enc = engine.encoding(model_cfg)
