@@ -32,7 +32,8 @@ which vendor library raised. Messages carry the offending values.
     ├── AllModelsFailedError         every candidate failed; .attempts holds each ModelError
     ├── ToolError                    a tool could not run (becomes a tool error result, not a crash)
     │   ├── UnknownToolError         the model called a tool that is not enabled
-    │   └── ToolArgumentsError       arguments are not JSON or do not match the schema
+    │   ├── ToolArgumentsError       arguments are not JSON or do not match the schema
+    │   └── McpServerError           an MCP server cannot be started, reached or listed (its tools are left out)
     └── TurnAbortedError             a hook aborted the turn on purpose; .message is shown to the user
 
 Cancelling a turn (the user's ``cancel``, or shutdown) is ``asyncio.CancelledError``, not an error.
@@ -60,6 +61,7 @@ __all__ = [
     "ErrorKind",
     "IncompleteStreamError",
     "InputTooLargeError",
+    "McpServerError",
     "MediaError",
     "ModelConnectionError",
     "ModelError",
@@ -345,6 +347,11 @@ class ToolArgumentsError(ToolError):
     def __init__(self, name: str, problem: str) -> None:
         self.name = name
         super().__init__(f"invalid arguments for tool {name!r}: {problem}")
+
+
+class McpServerError(ToolError):
+    """An MCP server could not be started, reached or listed, or its connection broke. The message
+    names the server's config path (``mcp_servers.<name>``) and the reason."""
 
 
 class TurnAbortedError(BotframeworkError):

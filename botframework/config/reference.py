@@ -15,6 +15,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic_core import PydanticUndefined
 
 from botframework.config.schema import Config, ModelConfig, TenantConfig
+from botframework.tools.mcp.config import McpServerConfig
 
 __all__ = ["render_reference"]
 
@@ -30,6 +31,7 @@ HEADER = """\
 EXAMPLES: dict[str, dict[str, Any]] = {
     "models": {"main": ModelConfig},
     "tenants": {"acme": TenantConfig},
+    "mcp_servers": {"time": McpServerConfig},
 }
 
 SECRET_EXAMPLES = {
