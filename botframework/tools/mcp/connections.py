@@ -56,6 +56,32 @@ _LIST_PAGES = 100
 _CLOSE_TIMEOUT_S = 10.0
 """The SDK stops a stdio server within about 6 s (stdin closed, 2 s, SIGTERM, 2 s, SIGKILL)."""
 _CLIENT_INFO = mcp_types.Implementation(name="botframework", version=__version__)
+_SDK_LOGGERS = (
+    "client",
+    "mcp.client.client",
+    "mcp.client.stdio",
+    "mcp.client.streamable_http",
+    "mcp.shared.dispatcher",
+    "mcp.shared.jsonrpc_dispatcher",
+    "mcp.os.posix.utilities",
+)
+"""The SDK's client-side loggers; some log a misbehaving server with a traceback."""
+
+
+class _OneLine(logging.Filter):
+    """A server's misbehaviour is not our bug: the SDK's tracebacks become a one-line reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()}: {_describe(record.exc_info[1])}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+for _name in _SDK_LOGGERS:
+    logging.getLogger(_name).addFilter(_OneLine())
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +95,12 @@ class McpListing:
 class McpConnection:
     """One session with one server for one credential scope (``tenant`` None: shared)."""
 
-    def __init__(self, *, name: str, config: McpServerConfig, tenant: str | None = None) -> None:
+    def __init__(
+        self, *, name: str, config: McpServerConfig, tenant: str | None = None, log_failures: bool = True
+    ) -> None:
+        """``log_failures`` False: failures are only raised (the probe prints them itself)."""
         self.name = name
+        self._log_failures = log_failures
         self.tenant = tenant
         self.config = config.for_tenant(tenant)
         self.label = f"mcp_servers.{name}" + (f".per_tenant.{tenant}" if tenant in config.per_tenant else "")
@@ -135,12 +165,9 @@ class McpConnection:
         delay = RETRY_DELAYS_S[min(self._failures, len(RETRY_DELAYS_S) - 1)]
         self._failures += 1
         self._retry_at = time.monotonic() + delay
-        if reason != self._last_error:
+        if reason != self._last_error and self._log_failures:
             log.warning(
-                "%s cannot be used: %s. Its tools are left out; trying again in %g s at the next turn that needs it",
-                self.label,
-                reason,
-                delay,
+                "%s. Its tools are left out; trying again in %g s at the next turn that needs it", reason, delay
             )
         self._last_error = reason
 
@@ -177,8 +204,9 @@ class McpConnection:
                 if stderr is not None:
                     await stderr.start()
                     stack.push_async_callback(stderr.close)
-                transport = await stack.enter_async_context(self._transport(stderr))
-                client = Client(transport, message_handler=self._on_message, cache=None, client_info=_CLIENT_INFO)
+                client = Client(
+                    self._transport(stderr), message_handler=self._on_message, cache=None, client_info=_CLIENT_INFO
+                )
                 try:
                     await stack.enter_async_context(client)
                 finally:
@@ -334,10 +362,8 @@ class McpConnection:
             return
         if not owner.done():
             self._drop()
-            try:
-                await asyncio.wait_for(asyncio.shield(owner), _CLOSE_TIMEOUT_S)
-            except TimeoutError:
-                owner.cancel()
+            await asyncio.wait({owner}, timeout=_CLOSE_TIMEOUT_S)
+            owner.cancel()
         await asyncio.gather(owner, return_exceptions=True)
 
     async def close(self) -> None:

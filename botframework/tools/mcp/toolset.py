@@ -41,28 +41,27 @@ TenantImageKeeper = Callable[[str, bytes, str], ImagePart]
 
 @dataclass(frozen=True, slots=True)
 class McpSelection:
-    """What an agent takes from one server: every tool (``tools`` None) or the named ones, with the
-    index of each reference in ``agent.tools`` (for problem paths)."""
+    """What an agent takes from one server: every tool (``whole``) or only the ``named`` ones. Each
+    named tool maps to the index of its reference in ``agent.tools`` (for problem paths)."""
 
     server: str
-    tools: Mapping[str, int] | None
-    index: int
+    whole: bool
+    named: Mapping[str, int]
 
 
 def selections(refs: Sequence[tuple[int, McpRef]]) -> list[McpSelection]:
     """Group an agent's ``mcp:`` references by server, in the order first listed."""
     order: list[str] = []
-    whole: dict[str, int] = {}
+    whole: set[str] = set()
     named: dict[str, dict[str, int]] = {}
     for index, ref in refs:
         if ref.server not in order:
             order.append(ref.server)
         if ref.tool is None:
-            whole.setdefault(ref.server, index)
+            whole.add(ref.server)
         else:
             named.setdefault(ref.server, {}).setdefault(ref.tool, index)
-    first = {s: min([whole.get(s, 1 << 30), *named.get(s, {}).values()]) for s in order}
-    return [McpSelection(server=s, tools=None if s in whole else named[s], index=first[s]) for s in order]
+    return [McpSelection(server=s, whole=s in whole, named=named.get(s, {})) for s in order]
 
 
 @dataclass
@@ -113,17 +112,17 @@ def assemble(
             continue
         problems.extend(converted.problems)
         chosen = converted.tools
-        if selection.tools is not None:
-            for name, index in selection.tools.items():
-                if name not in chosen:
-                    problems.append(
-                        (
-                            f"tenants.{tenant}.agent.tools.{index}",
-                            f"MCP server {selection.server!r} has no usable tool {name!r} "
-                            f"(it has: {', '.join(sorted(chosen)) or 'none'})",
-                        )
+        for name, index in selection.named.items():
+            if name not in chosen:
+                problems.append(
+                    (
+                        f"tenants.{tenant}.agent.tools.{index}",
+                        f"MCP server {selection.server!r} has no usable tool {name!r} "
+                        f"(it has: {', '.join(sorted(chosen)) or 'none'})",
                     )
-            chosen = {n: t for n, t in chosen.items() if n in selection.tools}
+                )
+        if not selection.whole:
+            chosen = {n: t for n, t in chosen.items() if n in selection.named}
         for name, t in chosen.items():
             offered.setdefault(name, []).append((connection, t))
     tools = list(python_tools)
