@@ -75,11 +75,18 @@ async def _serve(config: Config, host: str | None, port: int | None) -> None:
     runtime = Runtime(config=config)
     channels = sorted({f"{t}/{c}" for t, c in runtime.adapters})
 
+    warm_up: list[asyncio.Task[object]] = []
+
     def ready(url: str) -> None:
         _say(f"botframework listening on {url} (channels: {', '.join(channels) or 'none'})")
         for t, c in sorted(runtime.adapters):
             if c == "websocket":
                 _say(f"  web chat for {t}: {url}/t/{t}/chat")
+        # Connect to the MCP servers now, in the background: a broken one is logged at start, and the
+        # first turn does not wait for a server process to start.
+        for agent in runtime.invocation.agents.values():
+            if agent.toolset is not None:
+                warm_up.append(asyncio.create_task(agent.toolset.current()))
 
     await serve(
         runtime,
