@@ -56,8 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _say(text: str, stream: TextIO = sys.stdout) -> None:
-    print(text, file=stream, flush=True)
+def _say(text: str, stream: TextIO | None = None) -> None:
+    print(text, file=stream or sys.stdout, flush=True)  # sys.stdout as of now (it may be replaced)
 
 
 def _configure_logging(config: Config, *, quiet: bool) -> None:

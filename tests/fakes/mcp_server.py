@@ -9,15 +9,19 @@ It records what it received: every HTTP request's ``Authorization`` header and M
 ``grow()``                    adds the tool ``extra_tool`` and announces that the tool list changed
 
 ``extra_tools`` adds more (name -> description) that echo their arguments, for name-clash tests.
+Use it as an async context manager, or ``with server.in_thread():`` from synchronous code (its own
+event loop in a thread), e.g. around ``botframework.cli.main``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import socket
-from collections.abc import Awaitable, Callable, MutableMapping
+import threading
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -170,3 +174,33 @@ class McpHttpServer:
                 await asyncio.wait_for(self._task, 10)
             except TimeoutError:
                 self._task.cancel()
+
+    @contextlib.contextmanager
+    def in_thread(self) -> Iterator[Self]:
+        ready = threading.Event()
+        loop: asyncio.AbstractEventLoop | None = None
+        stop: asyncio.Event | None = None
+        failure: list[BaseException] = []
+
+        async def main() -> None:
+            nonlocal loop, stop
+            loop, stop = asyncio.get_running_loop(), asyncio.Event()
+            try:
+                async with self:
+                    ready.set()
+                    await stop.wait()
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+
+        thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+        thread.start()
+        ready.wait(30)
+        if failure:
+            raise failure[0]
+        try:
+            yield self
+        finally:
+            assert loop is not None and stop is not None
+            loop.call_soon_threadsafe(stop.set)
+            thread.join(30)

@@ -62,7 +62,13 @@ async def probe_mcp_servers(config: Config) -> tuple[list[ConfigProblem], list[s
             servers.append((selection, connection, None if listing is None else convert(connection, listing, _stub)))
         _, problems = assemble(tenant=tenant_name, python_tools=resolve_tools(tenant.agent.tools), servers=servers)
         found.extend(problems)
-    unique = list(dict.fromkeys(found))
+    order = {name: i for i, name in enumerate(config.mcp_servers)}
+
+    def position(problem: tuple[str, str]) -> tuple[int, int]:
+        head, _, rest = problem[0].partition(".")
+        return (0, order.get(rest.split(".")[0], 0)) if head == "mcp_servers" else (1, 0)
+
+    unique = sorted(dict.fromkeys(found), key=position)
     return [ConfigProblem(path, redact_text(message, secrets)) for path, message in unique], summary
 
 
