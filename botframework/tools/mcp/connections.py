@@ -117,6 +117,7 @@ class McpConnection:
         self._failures = 0
         self._retry_at = 0.0
         self._last_error = ""
+        self._http_refusal: int | None = None
 
     # -- state -------------------------------------------------------------------------------
 
@@ -176,6 +177,7 @@ class McpConnection:
         ready: asyncio.Future[McpListing] = loop.create_future()
         self._wake = asyncio.Event()
         self._relist = self._lost = False
+        self._http_refusal = None
         stderr = _StderrTail(self.label) if self.config.transport == "stdio" else None
         self._owner = asyncio.create_task(self._own(ready, stderr), name=f"mcp {self.label}")
         try:
@@ -187,7 +189,7 @@ class McpConnection:
             self._stop_owner()
             raise
         except Exception as exc:
-            reason = _describe(exc)
+            reason = self._refusal() or _describe(exc)
         finally:
             if not ready.done():
                 ready.cancel()
@@ -196,6 +198,15 @@ class McpConnection:
             await asyncio.sleep(0)  # let the reader take what the server printed before it died
             reason += stderr.last_words()
         raise McpServerError(f"{self.label}: {reason}")
+
+    def _refusal(self) -> str | None:
+        """Why an HTTP server refused the connect, when it answered with an HTTP error status (the SDK
+        reports those as a generic JSON-RPC error)."""
+        status = self._http_refusal
+        if status is None:
+            return None
+        hint = " (check headers: the server refused the credentials)" if status in (401, 403) else ""
+        return f"HTTP {status} from {self.config.url}{hint}"
 
     async def _own(self, ready: asyncio.Future[McpListing], stderr: _StderrTail | None) -> None:
         """The owner task: enters the client, lists tools, then serves re-lists until closed or lost."""
@@ -253,9 +264,15 @@ class McpConnection:
                 yield _WatchedRead(read, self._drop), write
             return
         assert cfg.url is not None
+
+        async def note_refusal(response: httpx2.Response) -> None:
+            if response.status_code >= 400:
+                self._http_refusal = response.status_code
+
         http = httpx2.AsyncClient(
             headers={k: v.get_secret_value() for k, v in cfg.headers.items()},
             timeout=httpx2.Timeout(cfg.connect_timeout_s, read=300.0),
+            event_hooks={"response": [note_refusal]},
         )
         async with http, streamable_http_client(cfg.url, http_client=http) as streams:
             yield streams

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 import botframework.tools.mcp.connections as connections_module
 from botframework.config.schema import Config
@@ -22,6 +23,7 @@ from botframework.tools.mcp.connections import McpConnection, McpConnections
 from botframework.tools.mcp.toolset import McpToolset
 from botframework.turn import Origin
 from tests.fakes import Reply, ToolCallSpec
+from tests.fakes.local import serve_local
 from tests.fakes.mcp_server import McpHttpServer
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.tools.mcp.conftest import TIME_SERVER, openai_model
@@ -151,3 +153,29 @@ async def test_a_connect_that_hangs_gives_up_after_connect_timeout_s() -> None:
     finally:
         await asyncio.wait_for(connection.close(), 15)
     assert children("time.sleep(60)") == []
+
+
+async def test_an_http_server_that_refuses_the_credentials_is_named_with_its_status() -> None:
+    seen: list[str | None] = []
+
+    async def refuse(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.json_response({"error": "invalid_token"}, status=401)
+
+    app = web.Application()
+    app.router.add_route("*", "/mcp", refuse)
+    runner, port = await serve_local(app)
+    url = f"http://127.0.0.1:{port}/mcp"
+    connection = McpConnection(
+        name="tickets", config=McpServerConfig(url=url, headers={"Authorization": "Bearer stale-token"})
+    )
+    try:
+        with pytest.raises(McpServerError) as info:
+            await connection.ensure()
+    finally:
+        await connection.close()
+        await runner.cleanup()
+    assert str(info.value) == (
+        f"mcp_servers.tickets: HTTP 401 from {url} (check headers: the server refused the credentials)"
+    )
+    assert seen and set(seen) == {"Bearer stale-token"}
