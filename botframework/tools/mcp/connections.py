@@ -186,8 +186,11 @@ class McpConnection:
         except TimeoutError:
             reason = f"no answer within connect_timeout_s ({self.config.connect_timeout_s:g} s)"
         except asyncio.CancelledError:
-            self._stop_owner()
-            raise
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                self._stop_owner()
+                raise
+            reason = "closed while connecting (the bot is stopping)"  # close() stopped the owner task
         except Exception as exc:
             reason = self._refusal() or _describe(exc)
         finally:
@@ -384,9 +387,12 @@ class McpConnection:
         await asyncio.gather(owner, return_exceptions=True)
 
     async def close(self) -> None:
-        """Close the session; a stdio server is stopped (its whole process group)."""
+        """Close the session; a stdio server is stopped (its whole process group). A connect under
+        way is given up rather than waited for."""
         self._closing = True
         self._wake.set()
+        if self._client is None:
+            self._stop_owner()
         async with self._lock:
             await self._reap()
             self._listing = None

@@ -179,3 +179,16 @@ async def test_an_http_server_that_refuses_the_credentials_is_named_with_its_sta
         f"mcp_servers.tickets: HTTP 401 from {url} (check headers: the server refused the credentials)"
     )
     assert seen and set(seen) == {"Bearer stale-token"}
+
+
+async def test_closing_gives_up_a_connect_under_way() -> None:
+    config = McpServerConfig(command=sys.executable, args=["-c", "import time; time.sleep(60)"], connect_timeout_s=60)
+    connection = McpConnection(name="mute", config=config)
+    connecting = asyncio.create_task(connection.ensure())
+    await asyncio.sleep(0.5)
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(connection.close(), 15)
+    with pytest.raises(McpServerError, match="closed while connecting"):
+        await connecting
+    assert asyncio.get_running_loop().time() - started < 10
+    assert children("time.sleep(60)") == []
