@@ -103,8 +103,11 @@ class McpConnection:
         self._log_failures = log_failures
         self.tenant = tenant
         self.config = config.for_tenant(tenant)
-        self.label = f"mcp_servers.{name}" + (f".per_tenant.{tenant}" if tenant in config.per_tenant else "")
-        """The YAML path naming this connection in logs and probe lines."""
+        self.label = f"mcp_servers.{name}"
+        """The YAML path naming this connection in logs and probe lines (plus the tenant of a
+        ``connection: per_tenant`` one)."""
+        if tenant is not None:
+            self.label += f".per_tenant.{tenant}" if tenant in config.per_tenant else f" (tenant {tenant})"
         self._lock = asyncio.Lock()
         self._client: Client | None = None
         self._listing: McpListing | None = None

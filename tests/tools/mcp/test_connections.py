@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from pydantic import SecretStr
 
 import botframework.tools.mcp.connections as connections_module
 from botframework.config.schema import Config
 from botframework.errors import McpServerError
 from botframework.runtime import Runtime
-from botframework.tools.mcp.config import McpRef, McpServerConfig
+from botframework.tools.mcp.config import McpRef, McpServerConfig, McpTenantCredentials
 from botframework.tools.mcp.connections import McpConnection, McpConnections
 from botframework.tools.mcp.toolset import McpToolset
 from botframework.turn import Origin
@@ -192,3 +193,11 @@ async def test_closing_gives_up_a_connect_under_way() -> None:
         await connecting
     assert asyncio.get_running_loop().time() - started < 10
     assert children("time.sleep(60)") == []
+
+
+def test_each_connection_is_named_by_its_yaml_path() -> None:
+    config = McpServerConfig(command="x", per_tenant={"acme": McpTenantCredentials(env={"TOKEN": SecretStr("t")})})
+    assert McpConnection(name="s", config=config).label == "mcp_servers.s"
+    assert McpConnection(name="s", config=config, tenant="acme").label == "mcp_servers.s.per_tenant.acme"
+    assert McpConnection(name="s", config=config, tenant="globex").label == "mcp_servers.s (tenant globex)"
+    assert McpConnection(name="s", config=config, tenant="acme").config.env["TOKEN"].get_secret_value() == "t"
