@@ -230,6 +230,8 @@ class McpConnection:
                     if stderr is not None:
                         stderr.close_writer()
                 listing = await self._list(client)
+                if ready.done():  # the connecting side gave up meanwhile
+                    return
                 self._client = client
                 ready.set_result(listing)
                 watcher = self._watch_changes(client)
