@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check-config", help="validate a config file; one line per problem")
     c.add_argument("file", metavar="FILE")
+    c.add_argument(
+        "--probe", action="store_true", help="also start or reach every MCP server in mcp_servers and list its tools"
+    )
 
     ch = sub.add_parser("chat", help="talk to a tenant's agent in the terminal (one message per line)")
     ch.add_argument("--config", required=True, metavar="FILE")
@@ -53,8 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _say(text: str, stream: TextIO = sys.stdout) -> None:
-    print(text, file=stream, flush=True)
+def _say(text: str, stream: TextIO | None = None) -> None:
+    print(text, file=stream or sys.stdout, flush=True)  # sys.stdout as of now (it may be replaced)
 
 
 def _configure_logging(config: Config, *, quiet: bool) -> None:
@@ -72,11 +75,18 @@ async def _serve(config: Config, host: str | None, port: int | None) -> None:
     runtime = Runtime(config=config)
     channels = sorted({f"{t}/{c}" for t, c in runtime.adapters})
 
+    warm_up: list[asyncio.Task[object]] = []
+
     def ready(url: str) -> None:
         _say(f"botframework listening on {url} (channels: {', '.join(channels) or 'none'})")
         for t, c in sorted(runtime.adapters):
             if c == "websocket":
                 _say(f"  web chat for {t}: {url}/t/{t}/chat")
+        # Connect to the MCP servers now, in the background: a broken one is logged at start, and the
+        # first turn does not wait for a server process to start.
+        for agent in runtime.invocation.agents.values():
+            if agent.toolset is not None:
+                warm_up.append(asyncio.create_task(agent.toolset.current()))
 
     await serve(
         runtime,
@@ -151,6 +161,20 @@ async def _chat(config: Config, tenant: str, user: str, as_json: bool) -> int:
     return 0
 
 
+async def _probe(config: Config, file: str) -> int:
+    from botframework.tools.mcp.probe import probe_mcp_servers
+
+    problems, summary = await probe_mcp_servers(config)
+    for problem in problems:
+        _say(str(problem), sys.stderr)
+    if problems:
+        return 1
+    _say(f"ok: {file} — {len(config.tenants)} tenant(s), {len(config.models)} model(s), {len(summary)} MCP server(s)")
+    for line in summary:
+        _say(f"  {line}")
+    return 0
+
+
 async def _usage(config: Config, tenant: str | None, as_json: bool) -> int:
     from storage.db import Database
     from storage.ledger import usage_summary
@@ -201,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check-config":
             config = load_config(args.file)
+            if args.probe:
+                return asyncio.run(_probe(config, args.file))
             _say(f"ok: {args.file} — {len(config.tenants)} tenant(s), {len(config.models)} model(s)")
             return 0
         config = load_config(args.config, skip_broken_plugins=args.command == "serve")

@@ -33,7 +33,8 @@ which vendor library raised. Messages carry the offending values.
     ├── ToolError                    a tool could not run (becomes a tool error result, not a crash)
     │   ├── UnknownToolError         the model called a tool that is not enabled
     │   ├── ToolArgumentsError       arguments are not JSON or do not match the schema
-    │   └── ModelCallError           a one-shot model call (ctx.models) got no usable answer; .kind says why
+    │   ├── ModelCallError           a one-shot model call (ctx.models) got no usable answer; .kind says why
+    │   └── McpServerError           an MCP server cannot be started, reached or listed (its tools are left out)
     └── TurnAbortedError             a hook aborted the turn on purpose; .message is shown to the user
 
 Cancelling a turn (the user's ``cancel``, or shutdown) is ``asyncio.CancelledError``, not an error.
@@ -61,6 +62,7 @@ __all__ = [
     "ErrorKind",
     "IncompleteStreamError",
     "InputTooLargeError",
+    "McpServerError",
     "MediaError",
     "ModelCallError",
     "ModelConnectionError",
@@ -360,6 +362,11 @@ class ModelCallError(ToolError):
         self.detail = detail
         self.purpose = purpose
         super().__init__(f"the {purpose} model call failed ({kind}): {detail}" + (f"; {hint}" if hint else ""))
+
+
+class McpServerError(ToolError):
+    """An MCP server could not be started, reached or listed, or its connection broke. The message
+    names the server's config path (``mcp_servers.<name>``) and the reason."""
 
 
 class TurnAbortedError(BotframeworkError):

@@ -37,6 +37,8 @@ from botframework.states import TurnFailure
 from botframework.summarize import ModelSummarizer
 from botframework.tools.base import Tool, ToolContext
 from botframework.tools.executor import ToolExecutor
+from botframework.tools.output import ToolTimeBudget
+from botframework.tools.toolset import Toolset
 from botframework.turn import NullSink, Origin, Reply, ReplySink
 from storage.conversations import append_messages, turn_messages
 from storage.db import Database
@@ -89,6 +91,12 @@ class AgentRuntime:
     agent: AgentConfig
     tools: Sequence[Tool]
     hooks: TurnHooks
+    toolset: Toolset | None = None
+    """Tools found at run time (MCP servers), with ``tools``; asked before each model call when set."""
+
+    async def current_tools(self) -> Sequence[Tool]:
+        """The tools to offer the model now."""
+        return self.tools if self.toolset is None else await self.toolset.current()
 
     @property
     def candidates(self) -> list[str]:
@@ -173,6 +181,7 @@ class InvocationService:
             timeout_s=agent.agent.tool_timeout_s,
             max_result_tokens=max(64, smallest // 4),
             count_tokens=lambda text: self.budget.count_text(primary, text),
+            image_tokens=self.budget.config.image_tokens,
         )
 
     async def emit(self, kind: EventKind, ctx: ToolContext, **data: Any) -> None:
@@ -230,15 +239,17 @@ class InvocationService:
         await self.emit(EventKind.TURN_START, ctx)
         last_model: str | None = None
         truncated = False
+        tool_time = ToolTimeBudget(agent.agent.tool_budget_s)
         try:
-            await self._finish_dangling_calls(agent, ctx, so_far)
+            await self._finish_dangling_calls(agent, ctx, so_far, tool_time)
             rounds = sum(1 for m in so_far if m.role == "assistant" and m.tool_calls)
             while True:
                 if steer is not None:
                     merged = await steer()
                     if merged:
                         await self.emit(EventKind.STEERED, ctx, messages=merged)
-                offer = agent.tool_specs if rounds < agent.agent.max_tool_rounds else ()
+                tools = await agent.current_tools()
+                offer = tuple(t.spec for t in tools) if rounds < agent.agent.max_tool_rounds else ()
                 routed = await self.router.call(
                     candidates=agent.candidates,
                     build=lambda name, offer=offer: self._build(agent, ctx, name, offer),  # type: ignore[misc]
@@ -254,7 +265,7 @@ class InvocationService:
                     truncated = response.finish_reason == "length"
                     break
                 rounds += 1
-                results = await self._executors[tenant].run(response.tool_calls, ctx)
+                results = await self._executors[tenant].run(response.tool_calls, ctx, tools=tools, budget=tool_time)
                 await self.persist(agent, conversation_id, turn_id, results)
         except asyncio.CancelledError:
             await self.emit(EventKind.TURN_END, ctx, outcome=TurnFailure.CANCELLED)
@@ -332,7 +343,9 @@ class InvocationService:
         message.model = model_name
         await self.persist(agent, ctx.conversation_id, ctx.turn_id, [message])
 
-    async def _finish_dangling_calls(self, agent: AgentRuntime, ctx: ToolContext, so_far: Sequence[Message]) -> None:
+    async def _finish_dangling_calls(
+        self, agent: AgentRuntime, ctx: ToolContext, so_far: Sequence[Message], tool_time: ToolTimeBudget
+    ) -> None:
         """After a crash mid-tools: run the calls of this turn that have no stored result yet.
 
         Calls that already have a result are never run again.
@@ -342,7 +355,8 @@ class InvocationService:
             if message.role == "assistant" and message.tool_calls:
                 missing = [c for c in message.tool_calls if c.id not in answered]
                 if missing:
-                    results = await self._executors[ctx.tenant].run(missing, ctx)
+                    tools = await agent.current_tools()
+                    results = await self._executors[ctx.tenant].run(missing, ctx, tools=tools, budget=tool_time)
                     await self.persist(agent, ctx.conversation_id, ctx.turn_id, results)
                 return
 

@@ -106,5 +106,6 @@ def setup_logging(config: Config, *, stream: Any = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(config.logging.level)
-    for noisy in ("aiohttp.access", "httpx", "httpcore", "openai", "anthropic", "discord", "slack_bolt"):
+    noisy_loggers = ("aiohttp.access", "httpx", "httpx2", "httpcore", "openai", "anthropic", "discord", "slack_bolt")
+    for noisy in (*noisy_loggers, "mcp"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -7,14 +7,19 @@ bounded by the window. Before each model call the invocation service resolves re
 ``data:`` URLs through the adapter that made them (:meth:`ChannelAdapter.fetch_media`), with a
 bounded in-memory cache so the rounds of a tool loop and the next turns do not download the same
 picture again. A failure never fails the turn: that image becomes a short text note for the model.
+
+Images that no one can fetch again (a tool's output, e.g. from an MCP server) are *kept*
+(:meth:`MediaResolver.keep`): the stored message gets a reference, the bytes live only in the same
+cache under the same caps, and once evicted (or after a restart) the model gets the note instead.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 
 from botframework.errors import MediaError
@@ -48,11 +53,29 @@ def parse_media_ref(url: str) -> tuple[str, str] | None:
 class MediaResolver:
     """Turns media references into ``data:`` URLs; one per process, shared by every tenant."""
 
-    def __init__(self, *, fetch: MediaFetch, max_cache_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self, *, fetch: MediaFetch, max_cache_bytes: int = 64 * 1024 * 1024, kept_sources: Iterable[str] = ()
+    ) -> None:
+        """``kept_sources``: reference sources whose images are only ever :meth:`keep`-ed (never fetched)."""
         self._fetch = fetch
         self._max_cache_bytes = max_cache_bytes
         self._cache: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._cached_bytes = 0
+        self._kept_sources: set[str] = set(kept_sources)
+
+    def keep(self, tenant: str, source: str, data: bytes, media_type: str) -> ImagePart:
+        """Hold ``data`` for ``tenant``'s next model calls; returns the part to store in its place.
+
+        Raises MediaError for what a model would not be sent (not an image, over MAX_IMAGE_BYTES).
+        """
+        if len(data) > MAX_IMAGE_BYTES:
+            raise MediaError(f"an image from {source} is {len(data):,} bytes (limit {MAX_IMAGE_BYTES:,})")
+        if not media_type.startswith("image/"):
+            raise MediaError(f"{source} returned {media_type!r}, not an image")
+        url = media_ref(source, uuid.uuid4().hex)
+        self._kept_sources.add(source)
+        self._remember((tenant, url), f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}")
+        return ImagePart(url=url, media_type=media_type)
 
     async def resolve(self, tenant: str, messages: Sequence[Message]) -> list[Message]:
         """``messages`` with every media reference replaced (unchanged messages are the same objects)."""
@@ -78,6 +101,8 @@ class MediaResolver:
             return replace(part, url=cached)
         channel, ref = parsed
         try:
+            if channel in self._kept_sources:
+                raise MediaError(f"an image from {channel} ({ref}) is no longer held in memory")
             data, media_type = await self._fetch(tenant, channel, ref)
             if len(data) > MAX_IMAGE_BYTES:
                 raise MediaError(f"{channel} image {ref!r} is {len(data):,} bytes (limit {MAX_IMAGE_BYTES:,})")

@@ -38,6 +38,8 @@ from botframework.models.router import ModelRouter
 from botframework.plugins import CHANNELS
 from botframework.scheduler import ConversationScheduler
 from botframework.states import DeliveryStatus, TurnFailure, TurnStatus
+from botframework.tools.mcp.config import MCP_MEDIA_SOURCE
+from botframework.tools.mcp.setup import mcp_connections, mcp_toolset
 from botframework.tools.registry import resolve_tools
 from botframework.turn import Origin, Reply, ReplySink, Turn
 from storage.conversations import append_messages, find_conversation, get_or_create_conversation
@@ -115,15 +117,21 @@ class Runtime:
             else {name: build_client(name, cfg) for name, cfg in config.models.items()}
         )
         self.router = ModelRouter(clients=self.clients, sleep=sleep)
-        agents = {
-            name: AgentRuntime(
+        media = MediaResolver(fetch=self._fetch_media, kept_sources=(MCP_MEDIA_SOURCE,))
+        self.mcp = mcp_connections(config.mcp_servers)
+        """Sessions with MCP servers, opened when a turn first needs them (None: none configured)."""
+        agents = {}
+        for name, t in config.tenants.items():
+            tools = resolve_tools(t.agent.tools)
+            agents[name] = AgentRuntime(
                 tenant=name,
                 agent=t.agent,
-                tools=resolve_tools(t.agent.tools),
+                tools=tools,
                 hooks=HookChain(resolve_hooks(t.agent.hooks)),
+                toolset=mcp_toolset(
+                    tenant=name, refs=t.agent.tools, python_tools=tools, connections=self.mcp, media=media
+                ),
             )
-            for name, t in config.tenants.items()
-        }
         self.ledger = LedgerWriter(db=self.db, metrics=self.metrics)
         self.invocation = InvocationService(
             config=config,
@@ -133,7 +141,7 @@ class Runtime:
             agents=agents,
             events=self.events,
             ledger=self.ledger,
-            media=MediaResolver(fetch=self._fetch_media),
+            media=media,
         )
         self.scheduler = ConversationScheduler(process=self._process, on_depth=self.metrics.queue_depth.set)
         self.adapters: dict[tuple[str, str], ChannelAdapter[Any]] = {}
@@ -175,6 +183,8 @@ class Runtime:
                 await adapter.stop()
             except Exception:
                 log.exception("stopping the %s adapter of %s failed", adapter.name, adapter.tenant)
+        if self.mcp is not None:
+            await self.mcp.close()
         for client in self.clients.values():
             await client.close()
         await self.db.close()

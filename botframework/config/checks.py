@@ -25,8 +25,10 @@ def _list(value: Any) -> list[Any]:
 def raw_problems(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """Model references, tool and hook names, from the parsed YAML before validation."""
     from botframework.hooks import resolve_hooks
+    from botframework.tools.mcp.checks import mcp_problems
     from botframework.tools.registry import resolve_tool
 
+    yield from mcp_problems(data)
     models = _mapping(data.get("models"))
     known = ", ".join(sorted(str(m) for m in models)) or "none"
     for tname, tenant in _mapping(data.get("tenants")).items():
@@ -41,7 +43,7 @@ def raw_problems(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
             if isinstance(ref, str) and ref not in models:
                 yield f"{base}.{field_name}", f"unknown model {ref!r} (defined: {known})"
         for i, ref in enumerate(_list(agent.get("tools"))):
-            if isinstance(ref, str):
+            if isinstance(ref, str) and not ref.startswith("mcp:"):
                 try:
                     resolve_tool(ref)
                 except LookupError as exc:

@@ -26,6 +26,7 @@ from pydantic_core import PydanticUndefined
 from botframework.config.schema import Config, ModelConfig, TenantConfig
 from botframework.errors import PluginError
 from botframework.plugins import CHANNELS, PROVIDERS, PluginGroup
+from botframework.tools.mcp.config import McpServerConfig
 
 __all__ = ["render_reference"]
 
@@ -188,8 +189,12 @@ def render_reference(*, installed: bool = False) -> str:
         out.append(f"{'  ' * indent}acme:")
         _render(TenantConfig, indent + 1, out, "tenants.acme", {"tenants.acme.channels": tenant_channels})
 
+    def mcp_servers(indent: int, out: list[str]) -> None:
+        out.append(f"{'  ' * indent}time:")
+        _render(McpServerConfig, indent + 1, out, "mcp_servers.time", {})
+
     out: list[str] = [HEADER]
-    _render(Config, 0, out, "", {"models": models, "tenants": tenants})
+    _render(Config, 0, out, "", {"models": models, "tenants": tenants, "mcp_servers": mcp_servers})
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -22,6 +22,7 @@ from pydantic import (
 
 from botframework.config.sections import validate_channels, validate_model
 from botframework.config.types import HttpUrl, Name, Secret, StrictModel, StrId
+from botframework.tools.mcp.config import McpServerConfig
 
 __all__ = [
     "AgentConfig",
@@ -189,13 +190,16 @@ class AgentConfig(_Strict):
     max_tool_rounds: int = Field(8, ge=0, le=64)
     """Model calls that may request tools in one turn; the next call gets no tools."""
     tools: list[str] = Field(default_factory=list)
-    """Enabled tools: built-in or entry-point names (``clock``), or ``package.module:attribute``."""
+    """Enabled tools: built-in or entry-point names (``clock``), ``package.module:attribute``, or the tools of
+    an MCP server from ``mcp_servers``: ``mcp:<server>`` (all of them) or ``mcp:<server>/<tool>``."""
     temperature: float | None = Field(None, ge=0, le=2)
     """Sampling temperature; provider default when omitted."""
     history: HistoryConfig = Field(default_factory=HistoryConfig)
     """How old turns leave the window."""
     tool_timeout_s: float = Field(30.0, gt=0, le=3600)
-    """A tool running longer becomes an error result."""
+    """A tool running longer becomes an error result (``mcp_servers.*.timeout_s`` overrides it per server)."""
+    tool_budget_s: float | None = Field(None, gt=0, le=86400)
+    """Time all tool calls of one turn may take together; later calls get an error result. No limit when omitted."""
     hooks: list[str] = Field(default_factory=list)
     """Turn hooks, applied in order: names from the ``botframework.hooks`` entry points, or import paths
     (``package.module:attribute``)."""
@@ -224,3 +228,5 @@ class Config(_Strict):
     """Named model endpoints; agents refer to them by name."""
     tenants: dict[Name, TenantConfig] = Field(min_length=1)
     """Tenants are isolated: own conversations, channels and agent."""
+    mcp_servers: dict[Name, McpServerConfig] = Field(default_factory=dict)
+    """MCP servers (stdio ``command`` or Streamable HTTP ``url``) whose tools agents list as ``mcp:<name>``."""

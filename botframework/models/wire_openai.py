@@ -5,6 +5,10 @@ parts (``text`` and ``image_url``) when it has images; assistant messages with `
 (``content`` null when there is no text); each tool result as a ``tool`` message with its
 ``tool_call_id``. OpenAI has no error flag on tool results, so ``is_error`` is not sent: the
 result text itself must say what went wrong.
+
+Tool messages take text only. Images a tool returned follow the tool results of their round in one
+``user`` message (labelled with the tool and call id), so every call is still answered by its own
+``tool`` message, in order, and the model sees the pictures before it answers.
 """
 
 from __future__ import annotations
@@ -41,7 +45,10 @@ def _user_content(message: Message) -> str | list[dict[str, Any]]:
 def message_to_openai(message: Message) -> dict[str, Any]:
     """One neutral message as an OpenAI chat message."""
     if message.role == "tool":
-        return {"role": "tool", "tool_call_id": message.tool_call_id or "", "content": message.text}
+        text = message.text
+        if message.images:
+            text += f"\n[{len(message.images)} image(s) from this result follow in the next user message]"
+        return {"role": "tool", "tool_call_id": message.tool_call_id or "", "content": text}
     if message.role == "assistant":
         out: dict[str, Any] = {"role": "assistant", "content": message.text or None}
         if message.tool_calls:
@@ -78,7 +85,17 @@ def chat_completions_body(request: ModelRequest, *, model: str, stream: bool) ->
     messages: list[dict[str, Any]] = []
     if request.system:
         messages.append({"role": "system", "content": request.system})
-    messages.extend(message_to_openai(m) for m in request.messages)
+    carried: list[dict[str, Any]] = []
+    for m in request.messages:
+        if carried and m.role != "tool":
+            messages.append({"role": "user", "content": carried})
+            carried = []
+        messages.append(message_to_openai(m))
+        if m.role == "tool" and m.images:
+            carried.append({"type": "text", "text": f"[images from tool {m.name or 'result'} ({m.tool_call_id})]"})
+            carried.extend({"type": "image_url", "image_url": {"url": p.url, "detail": p.detail}} for p in m.images)
+    if carried:
+        messages.append({"role": "user", "content": carried})
     body: dict[str, Any] = {"model": model, "messages": messages}
     if uses_max_completion_tokens(model):
         body["max_completion_tokens"] = request.max_tokens

@@ -52,6 +52,8 @@ class Tool:
     description: str
     parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
     handler: ToolHandler
+    timeout_s: float | None = None
+    """Longest one call may take; the agent's ``tool_timeout_s`` when None."""
 
     @property
     def spec(self) -> ToolSpec:

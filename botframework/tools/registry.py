@@ -1,5 +1,8 @@
 """Resolve tool names from config: built-ins, then the ``botframework.tools`` entry points, then
 ``package.module:attribute`` import paths. Resolution happens once at load so a typo is a config error.
+
+``mcp:<server>[/<tool>]`` references are not Python tools: their tools are listed by the server at run
+time (``botframework.tools.mcp``); :func:`resolve_tools` leaves them out.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from importlib.metadata import entry_points
 
 from botframework.tools.base import Tool
 from botframework.tools.builtin import BUILTIN_TOOLS
+from botframework.tools.mcp.config import is_mcp_ref
 
 __all__ = ["ENTRY_POINT_GROUP", "resolve_tool", "resolve_tools"]
 
@@ -40,7 +44,8 @@ def resolve_tool(ref: str) -> Tool:
 
 
 def resolve_tools(refs: Sequence[str]) -> list[Tool]:
-    tools = [resolve_tool(r) for r in refs]
+    """The Python tools among ``refs`` (MCP references are skipped)."""
+    tools = [resolve_tool(r) for r in refs if not is_mcp_ref(r)]
     names = [t.name for t in tools]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

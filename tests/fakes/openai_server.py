@@ -199,6 +199,12 @@ def openai_protocol_problems(body: dict[str, Any]) -> list[str]:
                 pending.remove(call_id)
             if not isinstance(m.get("content"), str | list):
                 problems.append(f"messages[{i}].content: required for a tool message")
+            for j, part in enumerate(m["content"] if isinstance(m.get("content"), list) else ()):
+                if part.get("type") != "text":
+                    problems.append(
+                        f"messages[{i}].content[{j}]: Image URLs are only allowed for messages with role 'user', "
+                        "but this message with role 'tool' contains an image URL"
+                    )
         elif role == "assistant":
             calls = m.get("tool_calls") or []
             if m.get("content") is None and not calls:

@@ -193,3 +193,45 @@ def test_validators_catch_protocol_breaks() -> None:
     assert any("pattern" in p for p in problems)
     assert any("valid dictionary" in p for p in problems)
     assert any("without `tool_result`" in p for p in problems)
+
+
+def test_openai_tool_result_images_follow_the_round_in_a_user_message() -> None:
+    png = ImagePart(url="data:image/png;base64,iVBORw0KGgo=")
+    messages = [
+        Message.user("charts?"),
+        Message.assistant(
+            tool_calls=[ToolCall(id="c1", name="chart", arguments="{}"), ToolCall(id="c2", name="note", arguments="{}")]
+        ),
+        Message(role="tool", content=(TextPart("weekly:"), png), tool_call_id="c1", name="chart"),
+        Message.tool_result("c2", "no notes", name="note"),
+    ]
+    request = ModelRequest(system="", messages=messages, max_tokens=100)
+    body = chat_completions_body(request, model="gpt-4o", stream=False)
+    assert openai_protocol_problems(body) == []
+    *_, chart, note, pictures = body["messages"]
+    assert chart == {
+        "role": "tool",
+        "tool_call_id": "c1",
+        "content": "weekly:\n[1 image(s) from this result follow in the next user message]",
+    }
+    assert note == {"role": "tool", "tool_call_id": "c2", "content": "no notes"}
+    assert pictures == {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "[images from tool chart (c1)]"},
+            {"type": "image_url", "image_url": {"url": png.url, "detail": "auto"}},
+        ],
+    }
+
+
+def test_the_openai_validator_refuses_images_inside_tool_messages() -> None:
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "chart", "arguments": "{}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "c1", "content": [{"type": "image_url", "image_url": {"url": "x"}}]},
+        ],
+    }
+    assert any("role 'tool' contains an image URL" in p for p in openai_protocol_problems(body))

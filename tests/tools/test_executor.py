@@ -10,10 +10,11 @@ import pytest
 
 from botframework.events import EventBus, EventKind, TurnEvent
 from botframework.hooks import Answer, Deny, HookChain, ToolDecision, TurnHooks
-from botframework.messages import ToolCall
-from botframework.tools.base import ToolContext, tool
+from botframework.messages import ImagePart, ToolCall
+from botframework.tools.base import Tool, ToolContext, tool
 from botframework.tools.builtin import clock
 from botframework.tools.executor import ToolExecutor
+from botframework.tools.output import ToolOutput, ToolTimeBudget
 from botframework.tools.registry import resolve_tool, resolve_tools
 
 CTX = ToolContext(tenant="acme", conversation_id=1, turn_id="t1", origin="websocket")
@@ -143,3 +144,68 @@ def test_registry_resolves_builtins_entry_points_and_import_paths() -> None:
         resolve_tool("json:dumps")
     with pytest.raises(LookupError, match="enabled twice"):
         resolve_tools(["clock", "clock"])
+
+
+async def test_a_tools_own_timeout_wins_over_the_agents() -> None:
+    patient = Tool(name="patient", description="", handler=slow.handler, timeout_s=0.2)
+    started = asyncio.get_running_loop().time()
+    [result] = await make().run([ToolCall("p", "patient", "{}")], CTX, tools=[patient])
+    assert result.text == "error: tool 'patient' did not finish within 0.2 s"
+    assert asyncio.get_running_loop().time() - started >= 0.2
+
+
+async def test_the_turn_budget_bounds_every_call_across_rounds() -> None:
+    budget = ToolTimeBudget(0.12)
+    executor = make()
+    patient = Tool(name="patient", description="", handler=slow.handler, timeout_s=0.08)
+    [first] = await executor.run([ToolCall("a", "patient", "{}")], CTX, tools=[patient], budget=budget)
+    [second] = await executor.run([ToolCall("b", "patient", "{}")], CTX, tools=[patient], budget=budget)
+    [third] = await executor.run([ToolCall("c", "add", '{"a": 1, "b": 2}')], CTX, tools=[add], budget=budget)
+    assert first.text == "error: tool 'patient' did not finish within 0.08 s"
+    assert second.text == "error: tool 'patient' was stopped: the tools of this turn used up their time budget (0.12 s)"
+    assert third.is_error and "have used up their time budget (0.12 s)" in third.text
+    assert budget.used_s >= 0.12
+
+
+async def test_tools_of_a_round_replace_the_static_ones_and_a_changed_schema_is_compiled_again() -> None:
+    def typed(kind: str) -> Tool:
+        schema = {"type": "object", "properties": {"x": {"type": kind}}, "required": ["x"]}
+        return Tool(name="dyn", description="", parameters=schema, handler=add.handler)
+
+    executor = make()
+    [unknown] = await executor.run([ToolCall("1", "add", '{"a": 1, "b": 2}')], CTX, tools=[typed("string")])
+    [as_string] = await executor.run([ToolCall("2", "dyn", '{"x": 5}')], CTX, tools=[typed("string")])
+    [as_integer] = await executor.run([ToolCall("3", "dyn", '{"x": 5}')], CTX, tools=[typed("integer")])
+    assert "unknown tool 'add'; available tools: dyn" in unknown.text
+    assert "5 is not of type 'string'" in as_string.text
+    assert "invalid arguments" not in as_integer.text  # reached the handler (which then fails on its own)
+
+
+async def test_tool_output_images_are_kept_while_they_fit_the_result_cap() -> None:
+    images = tuple(ImagePart(url=f"media:mcp:{i}") for i in range(5))
+
+    @tool(name="pics", description="")
+    async def pics(args: Mapping[str, Any], ctx: ToolContext) -> ToolOutput:
+        return ToolOutput(text="five pictures", images=images)
+
+    executor = ToolExecutor(
+        tools=[pics],
+        hooks=HookChain(),
+        events=EventBus(),
+        timeout_s=1,
+        max_result_tokens=200,
+        count_tokens=lambda s: len(s.split()),
+        image_tokens=60,
+    )
+    [result] = await executor.run([ToolCall("i", "pics", "{}")], CTX)
+    assert result.images == images[:3]  # 2 words + 3 x 60 <= 200
+    assert result.text == "five pictures\n[2 of 5 images omitted: over the result size cap]"
+
+
+async def test_a_tool_that_reports_its_own_error_is_an_error_result() -> None:
+    @tool(name="fails", description="")
+    async def fails(args: Mapping[str, Any], ctx: ToolContext) -> ToolOutput:
+        return ToolOutput(text="error: quota exceeded", is_error=True)
+
+    [result] = await make().run([ToolCall("f", "fails", "{}")], CTX, tools=[fails])
+    assert result.is_error and result.text == "error: quota exceeded"
