@@ -7,16 +7,16 @@ import json
 from typing import Any
 
 import pytest
-from bf_telegram import TelegramAdapter
-from bf_telegram.config import TelegramChannelConfig
-from bf_telegram.events import TelegramTarget
-from tg_fake_api import BOT_TOKEN, FakeTelegram, group_update, private_update
-from tg_runtime import RecordingRuntime
-
 from botframework.channel import EventRef, Outbound
 from botframework.errors import DeliveryError
 from botframework.testing import AdapterClient, long_markdown_reply, serve_adapter
 from botframework.turn import Reply
+from tg_fake_api import BOT_TOKEN, FakeTelegram, group_update, private_update
+from tg_runtime import RecordingRuntime
+
+from bf_telegram import TelegramAdapter
+from bf_telegram.config import TelegramChannelConfig
+from bf_telegram.events import TelegramTarget
 
 SECRET = "s3cr3t-Token_for-acme"
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -118,8 +118,14 @@ async def test_bad_and_ignored_payloads(fake_telegram: FakeTelegram, runtime: Re
         assert await post(client, [1, 2]) == 400
         assert await post(client, {"message": {}}) == 400  # no update_id
         assert await post(client, edited) == 200
-        assert await post(client, group_update(3002, chat_id=-100777, text="x") | {"message": {
-            **group_update(3002, chat_id=-100777, text="x")["message"], "entities": []}}) == 200
+        assert (
+            await post(
+                client,
+                group_update(3002, chat_id=-100777, text="x")
+                | {"message": {**group_update(3002, chat_id=-100777, text="x")["message"], "entities": []}},
+            )
+            == 200
+        )
     assert runtime.turns == []
 
 

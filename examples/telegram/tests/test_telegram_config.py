@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from bf_telegram.config import TelegramChannelConfig
-from tg_fake_api import BOT_TOKEN
-
 from botframework.config.loader import parse_config
 from botframework.config.reference import render_reference
 from botframework.errors import ConfigError
+from tg_fake_api import BOT_TOKEN
+
+from bf_telegram.config import TelegramChannelConfig
 
 BASE = """\
 models:
@@ -70,6 +70,6 @@ def test_bad_values_are_reported_without_echoing_secrets(section: str, field: st
 def test_the_installed_reference_documents_the_channel() -> None:
     reference = render_reference(installed=True)
     section = reference[reference.index("      telegram:") :]
-    for key in ("bot_token:", "secret_token:", "api_base_url: \"https://api.telegram.org\"", "mode: webhook"):
+    for key in ("bot_token:", "secret_token:", 'api_base_url: "https://api.telegram.org"', "mode: webhook"):
         assert key in section.split("\n      websocket:")[0]
     assert "telegram:" not in render_reference()  # the committed reference documents the shipped channels

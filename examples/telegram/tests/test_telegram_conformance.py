@@ -16,13 +16,13 @@ from typing import Any, ClassVar, Literal
 
 import aiohttp
 import pytest
-from bf_telegram import TelegramAdapter
-from bf_telegram.events import BotIdentity, parse_update
-from tg_fake_api import BOT_TOKEN, FakeTelegram, group_update, private_update
-
 from botframework.plugins import CHANNELS
 from botframework.testing import BotHarness, ChannelHarness, ConformanceSuite, RecordedCase
 from botframework.turn import Turn
+from tg_fake_api import BOT_TOKEN, FakeTelegram, group_update, private_update
+
+from bf_telegram import TelegramAdapter
+from bf_telegram.events import BotIdentity, parse_update
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SECRET = "conformance-secret_token"

@@ -42,7 +42,10 @@ def write_config(path: Path, *, db_url: str, model_url: str, telegram: dict[str,
             }
         },
         "tenants": {
-            "acme": {"agent": {"model": "main", "system_prompt": "You are ACME's bot."}, "channels": {"telegram": telegram}}
+            "acme": {
+                "agent": {"model": "main", "system_prompt": "You are ACME's bot."},
+                "channels": {"telegram": telegram},
+            }
         },
     }
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -95,9 +98,11 @@ async def model() -> AsyncIterator[FakeModel]:
 
 
 async def _settle(check: Any, what: str, timeout: float = 30) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.05)
+    """Poll the fakes' records (they change in another server's handlers) until ``check`` holds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
 
 
 async def test_a_signed_update_is_answered_once_and_a_forged_one_reaches_no_model(

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bf_telegram.events import BotIdentity, TelegramTarget, parse_update
-
 from botframework.errors import PayloadError
+
+from bf_telegram.events import BotIdentity, TelegramTarget, parse_update
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text(encoding="utf-8"))
@@ -58,8 +58,14 @@ def test_a_text_mention_of_the_bot_addresses_it() -> None:
     update = _load("group_plain")
     message = update["message"]
     message["text"] = "Acme Helper please summarize"
-    message["entities"] = [{"offset": 0, "length": 11, "type": "text_mention", "user": {"id": BOT.id, "is_bot": True,
-                                                                                         "first_name": "Acme Helper"}}]
+    message["entities"] = [
+        {
+            "offset": 0,
+            "length": 11,
+            "type": "text_mention",
+            "user": {"id": BOT.id, "is_bot": True, "first_name": "Acme Helper"},
+        }
+    ]
     turn = parse_update(update, tenant="acme", bot=BOT)
     assert turn is not None and turn.text == "please summarize"
 
@@ -71,8 +77,10 @@ def test_a_text_mention_of_the_bot_addresses_it() -> None:
         ({"update_id": "7", "message": {}}, "update_id"),
         ({"update_id": 7, "message": {"chat": {"id": 1}, "text": "x"}}, "message_id"),
         ({"update_id": 7, "message": {"message_id": 1, "chat": {"type": "private"}, "text": "x"}}, "chat.id"),
-        ({"update_id": 7, "message": {"message_id": 1, "chat": {"id": 1}, "from": {"is_bot": False}, "text": "x"}},
-         "sender"),
+        (
+            {"update_id": 7, "message": {"message_id": 1, "chat": {"id": 1}, "from": {"is_bot": False}, "text": "x"}},
+            "sender",
+        ),
     ],
 )
 def test_malformed_updates_raise_payload_error(update: dict[str, Any], problem: str) -> None:

@@ -14,6 +14,7 @@ Telegram does (``ok: false`` with that HTTP status).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -129,10 +130,8 @@ class FakeTelegram:
 
         if not pending():
             self._pushed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._pushed.wait(), float(params.get("timeout") or 0))
-            except TimeoutError:
-                pass
         return pending()[:100]
 
 
