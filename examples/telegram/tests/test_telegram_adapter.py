@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from botframework.channel import EventRef, Outbound
 from botframework.errors import DeliveryError
-from botframework.testing import AdapterClient, long_markdown_reply, serve_adapter
+from botframework.testing import AdapterClient, long_markdown_reply, serve_adapter, wait_until
 from botframework.turn import Reply
 from tg_fake_api import BOT_TOKEN, FakeTelegram, group_update, private_update
 from tg_runtime import RecordingRuntime
 
 from bf_telegram import TelegramAdapter
+from bf_telegram.api import TelegramApiError
 from bf_telegram.config import TelegramChannelConfig
 from bf_telegram.events import TelegramTarget
 
@@ -40,11 +41,11 @@ async def post(client: AdapterClient, update: Any, *, secret: str | None = SECRE
         return response.status
 
 
-def outbound(text: str, target: TelegramTarget, *, resume_from: int = 0) -> Outbound:
+def outbound(text: str, target: TelegramTarget, *, resume_from: int = 0, turn_id: str = "turn-1") -> Outbound:
     return Outbound(
         tenant="acme",
         channel="telegram",
-        turn_id="turn-1",
+        turn_id=turn_id,
         conversation_key=str(target.chat_id),
         reply=Reply(text=text),
         events=[EventRef(event_id="1", user_id="5", reply_target=target.model_dump(mode="json"))],
@@ -244,3 +245,52 @@ async def test_stop_closes_the_http_session(fake_telegram: FakeTelegram, runtime
     await adapter.stop()
     await asyncio.sleep(0)
     assert adapter.api._session is None
+
+
+# live updates
+
+
+async def test_live_updates_post_one_message_edit_it_and_finalize(
+    fake_telegram: FakeTelegram, runtime: RecordingRuntime
+) -> None:
+    adapter = make_adapter(fake_telegram, runtime, live_updates=True)
+    adapter.live_interval_s = 0.2
+    async with serve_adapter(adapter) as client:
+        assert await post(client, private_update(8001, chat_id=5, text="hi", message_id=31)) == 200
+        assert await post(client, private_update(8001, chat_id=5, text="hi", message_id=31)) == 200
+        [(turn_id, sink)] = runtime.sinks  # the redelivery attached nothing
+        await sink.delta("Hel")
+        [placeholder] = fake_telegram.sent
+        assert placeholder["text"].startswith("Hel") and placeholder["reply_parameters"]["message_id"] == 31
+        await sink.delta("lo <world>")
+
+        async def edited() -> bool:
+            return bool(fake_telegram.of("editMessageText"))
+
+        await wait_until(edited, what="the throttled edit")
+        await adapter.deliver(outbound("Hello **<world>**", TelegramTarget(chat_id=5, message_id=31), turn_id=turn_id))
+    edits = fake_telegram.of("editMessageText")
+    assert edits[0]["text"].startswith("Hello &lt;world&gt;")
+    assert edits[-1] == {
+        "chat_id": 5,
+        "message_id": 100_001,
+        "text": "Hello <b>&lt;world&gt;</b>",
+        "parse_mode": "HTML",
+    }
+    assert len(fake_telegram.sent) == 1  # the placeholder became the reply
+
+
+async def test_an_edit_that_changes_nothing_is_not_an_error(fake_telegram: FakeTelegram, runtime: RecordingRuntime):
+    adapter = make_adapter(fake_telegram, runtime, live_updates=True)
+    target = TelegramTarget(chat_id=5, message_id=31)
+    fake_telegram.fail(
+        "editMessageText",
+        400,
+        "Bad Request: message is not modified: specified new message content "
+        "and reply markup are exactly the same as a current content and reply markup of the message",
+    )
+    await adapter.edit_placeholder(target, 100_001, "same")
+    fake_telegram.fail("editMessageText", 400, "Bad Request: message to edit not found")
+    with pytest.raises(TelegramApiError):
+        await adapter.edit_placeholder(target, 100_001, "gone")
+    await adapter.stop()

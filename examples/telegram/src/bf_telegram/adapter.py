@@ -12,8 +12,10 @@ was stored but not yet confirmed, after a restart, is deduped).
 
 Outbound: the core's chunked delivery (:class:`botframework.chunked.ChunkedAdapter`) renders HTML,
 chunks it under 4,096 characters and calls :meth:`TelegramAdapter.send_part` for each chunk, which
-replies to the user's message (in its forum topic, if any). Bot API failures become
-``DeliveryError`` through :data:`DELIVERY_ERRORS`; the core retries the retryable ones.
+replies to the user's message (in its forum topic, if any). With ``live_updates`` the core posts the
+first streamed text as a message and edits it (``editMessageText``), throttled, until it becomes the
+first chunk of the reply. Bot API failures become ``DeliveryError`` through :data:`DELIVERY_ERRORS`;
+the core retries the retryable ones.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class TelegramAdapter(ChunkedAdapter[TelegramChannelConfig, TelegramTarget, int]
             token=config.bot_token.get_secret_value(), base_url=config.api_base_url, timeout_s=config.request_timeout_s
         )
         self.bot = BotIdentity(id=config.bot_id)
+        if config.live_updates:
+            self.live_interval_s = config.update_interval_s
         self._poller: asyncio.Task[None] | None = None
 
     # lifecycle
@@ -195,6 +199,23 @@ class TelegramAdapter(ChunkedAdapter[TelegramChannelConfig, TelegramTarget, int]
         return to_telegram_html(markdown)
 
     async def send_part(self, target: TelegramTarget, text: str, *, index: int, outbound: Outbound) -> None:
+        await self._send(target, text)
+
+    async def post_placeholder(self, target: TelegramTarget, text: str) -> int | None:
+        message = await self._send(target, text)
+        message_id = message.get("message_id") if isinstance(message, Mapping) else None
+        return message_id if isinstance(message_id, int) else None
+
+    async def edit_placeholder(self, target: TelegramTarget, handle: int, text: str) -> None:
+        params = {"chat_id": target.chat_id, "message_id": handle, "text": text, "parse_mode": "HTML"}
+        try:
+            await self.api.call("editMessageText", params)
+        except TelegramApiError as exc:
+            if "message is not modified" not in exc.description:
+                raise
+
+    async def _send(self, target: TelegramTarget, text: str) -> Any:
+        """``sendMessage`` replying to the user's message; the sent Message."""
         params: dict[str, Any] = {
             "chat_id": target.chat_id,
             "text": text,
@@ -204,8 +225,8 @@ class TelegramAdapter(ChunkedAdapter[TelegramChannelConfig, TelegramTarget, int]
         if target.message_thread_id is not None:
             params["message_thread_id"] = target.message_thread_id
         try:
-            await self.api.call("sendMessage", params)
+            return await self.api.call("sendMessage", params)
         except TelegramApiError as exc:
             if not isinstance(exc.migrate_to_chat_id, int):
                 raise
-            await self.api.call("sendMessage", {**params, "chat_id": exc.migrate_to_chat_id})  # group upgraded
+            return await self.api.call("sendMessage", {**params, "chat_id": exc.migrate_to_chat_id})  # group upgraded

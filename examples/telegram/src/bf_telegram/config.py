@@ -34,6 +34,10 @@ class TelegramChannelConfig(StrictModel):
     """Timeout of one Bot API call (a long poll waits ``poll_timeout_s`` longer)."""
     poll_timeout_s: int = Field(30, ge=1, le=50)
     """Polling mode: how long one ``getUpdates`` call waits for updates."""
+    live_updates: bool = False
+    """Send the reply as it is written: a first message edited with ``editMessageText`` until it is done."""
+    update_interval_s: float = Field(1.5, ge=1.0, le=30)
+    """Minimum time between two edits of that message (Telegram limits edits per chat)."""
 
     @field_validator("bot_token")
     @classmethod
