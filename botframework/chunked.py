@@ -52,12 +52,14 @@ def _describe(exc: BaseException) -> str:
 
 @dataclass(frozen=True, slots=True)
 class VendorError:
-    """How one vendor exception type becomes a DeliveryError: whether trying later may help, and
-    what the message says (it should carry the vendor's own code and status)."""
+    """How one vendor exception type becomes a DeliveryError: whether trying later may help, what the
+    message says (it should carry the vendor's own code and status), and how long the vendor asked us
+    to wait (``retry_after``, e.g. a 429's), when it says so."""
 
     kind: type[BaseException]
     retryable: bool | Callable[[Any], bool] = True
     detail: Callable[[Any], str] = _describe
+    retry_after: Callable[[Any], float | None] | None = None
 
 
 @contextmanager
@@ -77,7 +79,10 @@ def map_delivery_errors(table: Sequence[VendorError], *, what: str, delivered_pa
             if isinstance(exc, rule.kind):
                 retryable = rule.retryable if isinstance(rule.retryable, bool) else rule.retryable(exc)
                 raise DeliveryError(
-                    f"{what} failed: {rule.detail(exc)}", retryable=retryable, delivered_parts=delivered_parts
+                    f"{what} failed: {rule.detail(exc)}",
+                    retryable=retryable,
+                    delivered_parts=delivered_parts,
+                    retry_after_s=rule.retry_after(exc) if rule.retry_after is not None else None,
                 ) from exc
         raise
 

@@ -140,12 +140,17 @@ class PayloadError(ChannelError):
 
 class DeliveryError(ChannelError):
     """The vendor API did not accept our reply. ``retryable`` says whether trying later may help;
-    ``delivered_parts`` how many parts (chunks) of the reply did go out, so a retry resumes after them."""
+    ``delivered_parts`` how many parts (chunks) of the reply did go out, so a retry resumes after them;
+    ``retry_after_s`` how long the vendor asked us to wait, if it did."""
 
-    def __init__(self, message: str, *, retryable: bool = True, delivered_parts: int = 0) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool = True, delivered_parts: int = 0, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.delivered_parts = delivered_parts
+        self.retry_after_s = retry_after_s
+        """The vendor's own wait before a retry (a 429's ``retry_after``), when it said so."""
 
 
 class MediaError(ChannelError):
@@ -375,4 +380,3 @@ class TurnAbortedError(BotframeworkError):
     def __init__(self, message: str) -> None:
         self.message = message
         super().__init__(message)
-

@@ -71,9 +71,7 @@ class MarkdownRenderer:
         if kind in ("bullet_list", "ordered_list"):
             return self.list_block(node, depth=depth)
         if kind == "blockquote":
-            inner = self.blocks(node.children, tight=False, depth=depth)
-            bare = self.quote_prefix.rstrip()
-            return "\n".join(self.quote_prefix + line if line else bare for line in inner.split("\n"))
+            return self.blockquote(self.blocks(node.children, tight=False, depth=depth))
         if kind in ("fence", "code_block"):
             return self.code_block(node.content, node.info.strip())
         if kind == "hr":
@@ -174,6 +172,11 @@ class MarkdownRenderer:
 
     def table(self, rows: list[list[str]]) -> str:
         return "\n".join(" | ".join(cell.replace("\n", " ") for cell in row) for row in rows)
+
+    def blockquote(self, text: str) -> str:
+        """A rendered block quoted; ``quote_prefix`` before every line by default."""
+        bare = self.quote_prefix.rstrip()
+        return "\n".join(self.quote_prefix + line if line else bare for line in text.split("\n"))
 
 
 class PlainRenderer(MarkdownRenderer):

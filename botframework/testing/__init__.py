@@ -1,6 +1,10 @@
-"""Test kit for channel adapters (``botframework.testing``): run the conformance suite on yours.
+"""Test kit for channel plugins (``botframework.testing``), for the shipped channels and yours.
 
-See ``ConformanceSuite`` and ``ChannelHarness``; the README's "add a channel" checklist shows how.
+- :class:`RecordingRuntime`: the core as an adapter sees it, recording every call (unit tests).
+- :func:`serve_adapter`: mounts an adapter's routes as the server does (unit tests over HTTP).
+- :class:`ChannelHarness` + :class:`ConformanceSuite`: the conformance run through the real runtime.
+
+``docs/plugins.md`` shows how a channel package uses them.
 """
 
 from botframework.testing.harness import (
@@ -11,15 +15,18 @@ from botframework.testing.harness import (
     serve_adapter,
     wait_until,
 )
+from botframework.testing.recording import AttachedSink, RecordingRuntime
 from botframework.testing.scripted_model import ScriptedModel, Step
 from botframework.testing.suite import ConformanceSuite, long_markdown_reply
 
 __all__ = [
     "AdapterClient",
+    "AttachedSink",
     "BotHarness",
     "ChannelHarness",
     "ConformanceSuite",
     "RecordedCase",
+    "RecordingRuntime",
     "ScriptedModel",
     "Step",
     "long_markdown_reply",
