@@ -52,7 +52,7 @@ async def router(server: FakeOpenAIServer) -> AsyncIterator[ModelRouter]:
     )
     r = ModelRouter(clients={"main": client}, sleep=Sleeps(), random=Random(0))
     yield r
-    await r.close()
+    await client.close()
 
 
 async def test_fenced_json_is_parsed(server: FakeOpenAIServer, router: ModelRouter) -> None:

@@ -11,7 +11,9 @@ The invocation service calls :class:`BudgetEngine` before every model call::
                          estimated_prompt_tokens=prepared.estimated_prompt_tokens,
                          reported_input_tokens=response.usage.input_tokens)
 
-See DESIGN.md "Budget invariants" for what every prepared request satisfies.
+Every prepared request satisfies the invariants checked in :mod:`botframework.budget.engine`: the
+prompt plus ``max_tokens`` plus the safety margin fits the model's (learned) window, ``max_tokens``
+is never below the output floor, and tool calls and their results are never split.
 """
 
 from botframework.budget.calibration import Calibration

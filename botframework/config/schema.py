@@ -133,7 +133,8 @@ class ModelConfig(_Strict):
     timeout_s: float = Field(60.0, gt=0, le=3600)
     """Per attempt, including the whole stream."""
     max_retries: int = Field(2, ge=0, le=2)
-    """Retries of a retryable failure before the next candidate (DESIGN: at most 2)."""
+    """Retries of a retryable failure before the next candidate, per pass over the candidates;
+    passes repeat until ``agent.turn_timeout_s`` runs out."""
     encoding: str | None = None
     """tiktoken encoding name; derived from ``model`` when omitted."""
     supports_images: bool = True
@@ -188,6 +189,9 @@ class AgentConfig(_Strict):
     """How old turns leave the window."""
     tool_timeout_s: float = Field(30.0, gt=0, le=3600)
     """A tool running longer becomes an error result."""
+    turn_timeout_s: float = Field(120.0, gt=0, le=3600)
+    """Time budget of a turn, tools included: its model calls keep retrying and falling back
+    (Retry-After honoured, primary first) until it runs out; only then does the user get an error."""
     hooks: list[str] = Field(default_factory=list)
     """Turn hooks as import paths (``package.module:attribute``), applied in order."""
 
