@@ -292,11 +292,12 @@ class ModelRouter:
         )
 
     def _ready_at(self, st: _Candidate) -> float:
-        """When this call may try the candidate again. An open circuit is paced by the breaker
-        (shared by every call, so a dead model gets one probe per interval, not one per call), a
-        closed one by this call's backoff; the provider's Retry-After holds in both."""
+        """When this call may try the candidate again. A circuit that is not closed is paced by the
+        breaker (shared by every call: one trial at a time, so a dead model gets one probe per
+        interval, not one per call, and a recovered one is noticed at once); a closed one by this
+        call's backoff. The provider's Retry-After holds in both."""
         breaker_ready = self.clock() + self.breaker.wait_s(st.name)
-        if self.breaker.state(st.name) == "open":
+        if self.breaker.state(st.name) != "closed":
             return breaker_ready
         return max(st.not_before, breaker_ready)
 
@@ -415,6 +416,8 @@ class ModelRouter:
             st.not_before = self.clock() + pause
             if delay is None or retries_this_pass >= client.config.max_retries:
                 return None
+            if self.breaker.state(st.name) != "closed":
+                return None  # the circuit opened: the breaker paces the next try, not this backoff
             if deadline is not None and st.not_before >= deadline:
                 return None
             retries_this_pass += 1

@@ -3,6 +3,7 @@ when every candidate is down, fallbacks that fit, attempts cut by the deadline, 
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -177,3 +178,31 @@ def test_a_router_measures_its_deadline_on_the_breakers_clock() -> None:
     h = Harness(ScriptedClient("a"))
     assert h.router.deadline_in(10) == h.clock.now + 10
     assert ModelRouter(clients={}).clock is not None
+
+
+class Outage(TimedClient):
+    """Fails with 503 until the (fake) clock reaches ``until``, then answers."""
+
+    def __init__(self, name: str, until: float) -> None:
+        super().__init__(name, Clock())
+        self.until = until
+
+    async def complete(self, request: ModelRequest, *, on_text: TextCallback | None = None) -> ModelResponse:
+        self.times.append(self.clock.now)
+        if self.clock.now < self.until:
+            raise ServerError("service unavailable", status=503, overloaded=True)
+        return ok(f"{self.name} is back")
+
+
+async def test_answers_resume_within_a_probe_interval_once_the_models_recover() -> None:
+    recovery = 1000 + 40.0
+    a, b = Outage("a", recovery), Outage("b", recovery + 3600)
+    h = Harness(a, b, threshold=2, cooldown_s=30)
+    a.clock = b.clock = h.clock
+    routed = await h.call(budget_s=120)
+    assert routed.response.text == "a is back"
+    assert h.breaker.consecutive_failures("a") == 0
+    assert a.times[-1] - recovery <= h.breaker.probe_interval_s + 0.1, "not the cooldown, not a long backoff"
+    during = [t for t in a.times if 1010 < t < recovery]
+    assert len(during) >= 20, "a dead model was probed about once a second"
+    assert all(y - x >= h.breaker.probe_interval_s - 1e-9 for x, y in itertools.pairwise(during))
