@@ -1,7 +1,9 @@
 """What happens around every real model call of a turn: the router's observer.
 
-One ledger row per attempt, calibration from provider-reported usage, metrics (through the
-ledger writer), turn events, and resetting the live stream when a retry or fallback restarts.
+One ledger row per attempt (a failed one keeps the usage the provider reported before failing),
+calibration from provider-reported usage, metrics (through the ledger writer), turn events,
+resetting the live stream when a retry or fallback restarts, and telling the user once that the
+answer is being retried.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class CallRecorder:
         models: Mapping[str, ModelConfig],
         ctx: ToolContext,
         on_reset: Callable[[], Awaitable[None]] | None = None,
+        on_retrying: Callable[[], Awaitable[None]] | None = None,
         purpose: str = "turn",
     ) -> None:
         self.budget = budget
@@ -39,6 +42,7 @@ class CallRecorder:
         self.models = models
         self.ctx = ctx
         self._on_reset = on_reset
+        self._on_retrying = on_retrying
         self.purpose = purpose
         self.input_tokens = 0
         self.output_tokens = 0
@@ -79,11 +83,15 @@ class CallRecorder:
         await self.events.publish(
             EventKind.RETRY, self.ctx, model=model_name, attempt=attempt, error_kind=error.kind.value, delay_s=delay_s
         )
+        if self._on_retrying is not None:
+            await self._on_retrying()
 
     async def on_fallback(self, *, from_model: str, to_model: str, error: ModelError) -> None:
         await self.events.publish(
             EventKind.FALLBACK, self.ctx, from_model=from_model, to_model=to_model, error_kind=error.kind.value
         )
+        if self._on_retrying is not None:
+            await self._on_retrying()
 
     async def on_reset(self) -> None:
         if self._on_reset is not None:

@@ -115,6 +115,10 @@ async def _chat(config: Config, tenant: str, user: str, as_json: bool) -> int:
             sys.stdout.write("\n[retrying]\n")
             sys.stdout.flush()
 
+        async def notice(self, text: str) -> None:
+            sys.stdout.write(f"[{text}]\n")
+            sys.stdout.flush()
+
     try:
         while True:
             line = await asyncio.to_thread(sys.stdin.readline)

@@ -17,7 +17,7 @@ which vendor library raised. Messages carry the offending values.
     │   └── MediaError               a channel image could not be fetched (the model gets a note instead)
     ├── BudgetError                  the context budget engine
     │   └── InputTooLargeError       the protected part (system, input, tool tail) cannot fit: nothing sent
-    ├── ModelError                   one model call failed; .kind is an ErrorKind
+    ├── ModelError                   one model call failed; .kind is an ErrorKind; .usage if reported
     │   ├── RateLimitedError         429; .retry_after seconds when the provider said so
     │   ├── ServerError              5xx, 529 overloaded
     │   ├── ModelTimeoutError        no answer within timeout_s
@@ -45,6 +45,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from botframework.models.base import Usage
 
 __all__ = [
     "AllModelsFailedError",
@@ -214,6 +218,9 @@ class ModelError(BotframeworkError):
     kind: ErrorKind = ErrorKind.SERVER_ERROR
     retry_after: float | None = None
     """Seconds the provider asked us to wait (Retry-After), when it said so."""
+    usage: Usage | None = None
+    """Tokens the provider reported before the call failed (a stream that broke after its usage
+    event): they are billed, so the ledger keeps them."""
 
     def __init__(self, message: str, *, model: str = "", status: int | None = None) -> None:
         self.model = model

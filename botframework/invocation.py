@@ -23,6 +23,7 @@ from botframework.errors import (
     ErrorKind,
     InputTooLargeError,
     ModelError,
+    StorageError,
     TurnAbortedError,
 )
 from botframework.events import EventBus, EventKind
@@ -120,6 +121,13 @@ class _ReplyStream:
         self.sink = sink
         self.committed = committed
         self.current = ""
+        self.noticed = False
+
+    async def retrying(self) -> None:
+        """Tell the user once per turn that the answer is being retried, instead of silence."""
+        if not self.noticed:
+            self.noticed = True
+            await self.sink.notice(RETRYING)
 
     async def text(self, delta: str) -> None:
         if not delta:
@@ -215,7 +223,9 @@ class InvocationService:
         steer: Steering | None = None,
     ) -> Reply:
         """Answer the turn whose messages are already stored. Never raises for model or tool failures;
-        cancellation (``asyncio.CancelledError``) propagates, keeping what was persisted."""
+        cancellation (``asyncio.CancelledError``) and StorageError (the database failed: run the turn
+        again later) propagate, keeping what was persisted. Model calls share one deadline,
+        ``agent.turn_timeout_s`` from now."""
         agent = self.agents[tenant]
         ctx = ToolContext(tenant=tenant, conversation_id=conversation_id, turn_id=turn_id, origin=origin.label)
         ctx = replace(ctx, model_calls=self.model_calls.for_agent(ctx, agent.agent))
@@ -235,7 +245,9 @@ class InvocationService:
             models=self.config.models,
             ctx=ctx,
             on_reset=stream.reset,
+            on_retrying=stream.retrying,
         )
+        deadline = self.router.deadline_in(agent.agent.turn_timeout_s)
         await self.emit(EventKind.TURN_START, ctx)
         last_model: str | None = None
         truncated = False
@@ -256,6 +268,7 @@ class InvocationService:
                     on_overflow=self._on_overflow,
                     on_text=stream.text,
                     observer=observer,
+                    deadline=deadline,
                 )
                 last_model = routed.model_name
                 response = await agent.hooks.after_model(ctx, routed.response, routed.model_name)
@@ -269,6 +282,10 @@ class InvocationService:
                 await self.persist(agent, conversation_id, turn_id, results)
         except asyncio.CancelledError:
             await self.emit(EventKind.TURN_END, ctx, outcome=TurnFailure.CANCELLED)
+            raise
+        except StorageError:
+            # Not an answer: the turn stays open and is run again (what it stored is reused).
+            await self.emit(EventKind.TURN_END, ctx, outcome="storage")
             raise
         except Exception as exc:
             kind, text = user_message_for(exc)
@@ -334,6 +351,7 @@ class InvocationService:
             model=self.config.models[model_name],
             error=error,
             estimated_prompt_tokens=request.estimated_prompt_tokens,
+            max_tokens=request.max_tokens,
         )
 
     async def _store_response(
@@ -362,3 +380,5 @@ class InvocationService:
 
 
 _SEP = _ReplyStream.SEPARATOR
+RETRYING = "retrying…"
+"""The notice a live channel shows (once per turn) while the models are retried."""

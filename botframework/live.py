@@ -53,6 +53,7 @@ class ThrottledLiveReply(Generic[H]):
         self._interval = interval
         self._label = label
         self._text = ""
+        self._notice = ""
         self._shown = ""
         self._last = 0.0
         self._lock = asyncio.Lock()
@@ -70,6 +71,7 @@ class ThrottledLiveReply(Generic[H]):
         if self._closed:
             return
         self._text += text
+        self._notice = ""
         async with self._lock:
             if self.handle is None and not self._closed:
                 await self._post()
@@ -81,6 +83,23 @@ class ThrottledLiveReply(Generic[H]):
             return
         self._text = ""
         self._schedule()
+
+    async def notice(self, text: str) -> None:
+        """Show a transient status (``retrying…``) after the text so far, until the next delta; it
+        posts the placeholder if there is none yet, so the user does not wait in silence."""
+        if self._closed:
+            return
+        self._notice = text
+        async with self._lock:
+            if self.handle is None and not self._closed:
+                await self._post()
+                return
+        self._schedule()
+
+    def _render(self) -> str:
+        if not self._notice:
+            return self._preview(self._text)
+        return self._preview(f"{self._text}\n\n{self._notice}" if self._text else self._notice)
 
     async def finish(self) -> H | None:
         """Stop updating (a pending edit is cancelled); the placeholder's handle, if any, for ``deliver``."""
@@ -100,7 +119,7 @@ class ThrottledLiveReply(Generic[H]):
         async with self._lock:
             if self._closed or self.handle is None:
                 return
-            shown = self._preview(self._text)
+            shown = self._render()
             if shown == self._shown:
                 return
             try:
@@ -112,7 +131,7 @@ class ThrottledLiveReply(Generic[H]):
             self._last = time.monotonic()
 
     async def _post(self) -> None:
-        shown = self._preview(self._text)
+        shown = self._render()
         try:
             handle = await self._post_call(shown)
         except Exception as exc:

@@ -87,6 +87,11 @@ class _LateSink:
         if sink is not None:
             await sink.reset()
 
+    async def notice(self, text: str) -> None:
+        sink = self._sinks.get(self._turn_id)
+        if sink is not None:
+            await sink.notice(text)
+
 
 class Runtime:
     """Everything a running bot needs, built from one Config. Implements ``ChannelRuntime``."""
@@ -187,6 +192,7 @@ class Runtime:
             await self.mcp.close()
         for client in self.clients.values():
             await client.close()
+        await self.ledger.close()
         await self.db.close()
 
     async def recover(self) -> None:

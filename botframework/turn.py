@@ -133,6 +133,10 @@ class ReplySink(Protocol):
     async def reset(self) -> None:
         """Discard what was streamed so far: a retry or a fallback starts the answer again."""
 
+    async def notice(self, text: str) -> None:
+        """A transient status for the user, not part of the reply (``retrying…`` once per turn while
+        the models are retried): show it until the next delta, or ignore it."""
+
 
 class NullSink:
     """A sink that drops everything (background jobs, channels without live updates)."""
@@ -141,4 +145,7 @@ class NullSink:
         return None
 
     async def reset(self) -> None:
+        return None
+
+    async def notice(self, text: str) -> None:
         return None

@@ -31,6 +31,8 @@ class LedgerEntry:
     latency_ms: int
     outcome: str
     error_kind: str | None
+    created_at: datetime | None = None
+    """When the call happened (a row written late, after a database outage, keeps it); now if None."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,7 +47,7 @@ class UsageRow:
 
 
 async def record_call(conn: AsyncConnection, entry: LedgerEntry) -> None:
-    now = datetime.now(UTC)
+    now = entry.created_at or datetime.now(UTC)
     await conn.execute(
         calls.insert().values(
             tenant=entry.tenant,

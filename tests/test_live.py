@@ -125,6 +125,32 @@ async def test_reset_discards_the_streamed_text() -> None:
     assert all("First" not in text for _, text, _ in channel.edits)
 
 
+async def test_a_notice_posts_the_placeholder_and_the_next_delta_replaces_it() -> None:
+    channel = FakeChannel()
+    live = channel.live()
+    await live.notice("retrying…")
+    assert channel.posts == ["retrying… …"], "the user sees the retry instead of silence"
+    await live.delta("The answer")
+    await wait_until(edits_reach(channel, 1), what="the edit after the notice")
+    assert channel.edits[-1][1] == "The answer …"
+
+
+async def test_a_notice_after_text_is_shown_below_it_until_the_next_delta() -> None:
+    channel = FakeChannel()
+    live = channel.live()
+    await live.delta("Partial")
+    await live.reset()
+    await live.notice("retrying…")
+    await wait_until(edits_reach(channel, 1), what="the edit with the notice")
+    assert channel.edits[-1][1] == "retrying… …"
+    await live.delta("Fresh")
+    await wait_until(edits_reach(channel, 2), what="the edit after the notice")
+    assert channel.edits[-1][1] == "Fresh …"
+    await live.finish()
+    await live.notice("too late")
+    assert len(channel.posts) == 1 and all("too late" not in e[1] for e in channel.edits)
+
+
 async def test_a_failed_placeholder_closes_the_sink_and_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     failure = DeliveryError("chat.postMessage to channel C1 failed: ratelimited", retryable=True)
     channel = FakeChannel(post_fails=failure)

@@ -180,15 +180,19 @@ class BudgetEngine:
         model: ModelConfig,
         error: ContextOverflowError,
         estimated_prompt_tokens: int,
+        max_tokens: int | None = None,
     ) -> None:
         """The provider said "context length exceeded": shrink this model's budget so the next
-        ``prepare`` fits (a stated limit becomes the window; a stated size raises the ratio)."""
+        ``prepare`` fits (a stated limit becomes the window; a stated size raises the ratio).
+        ``max_tokens`` of the refused request separates the prompt from a stated total; what is
+        learned recovers over time (see :mod:`botframework.budget.calibration`)."""
         self.calibration.learn_overflow(
             model_name,
             configured_window=model.context_window,
             estimated=estimated_prompt_tokens,
             limit=error.limit,
             requested=error.requested,
+            max_tokens=max_tokens,
         )
 
     def system_prompt_problem(self, model: ModelConfig, agent: AgentConfig) -> str | None:

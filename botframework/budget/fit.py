@@ -65,10 +65,10 @@ def trim_running_turn(messages: Sequence[Message], budget: int, costs: Sequence[
     protected core cannot fit.
 
     ``messages`` is the repaired turn (its tool structure decides what is protected); ``costs``
-    are what each message will cost as sent (default: its stored count). Protected (the
-    budget invariants): every user message (the input and anything steered in), the last unit, and the
-    active tool tail (the last tool block, if only user messages follow it). Earlier completed
-    tool rounds and intermediate assistant messages go first, oldest first, as whole blocks.
+    are what each message will cost as sent (default: its stored count). Protected: every user
+    message (the input and anything steered in), the last unit, and the active tool tail (the
+    last tool block, if only user messages follow it). Earlier completed tool rounds and
+    intermediate assistant messages go first, oldest first, as whole blocks.
     """
     if costs is None:
         costs = [message_cost(m) for m in messages]

@@ -118,7 +118,8 @@ class ModelConfig(_Strict):
     timeout_s: float = Field(60.0, gt=0, le=3600)
     """Per attempt, including the whole stream."""
     max_retries: int = Field(2, ge=0, le=2)
-    """Retries of a retryable failure before the next candidate (at most 2)."""
+    """Retries of a retryable failure before the next candidate, per pass over the candidates;
+    passes repeat until ``agent.turn_timeout_s`` runs out."""
     encoding: str | None = None
     """tiktoken encoding name; derived from ``model`` when omitted."""
     supports_images: bool = True
@@ -200,6 +201,9 @@ class AgentConfig(_Strict):
     """A tool running longer becomes an error result (``mcp_servers.*.timeout_s`` overrides it per server)."""
     tool_budget_s: float | None = Field(None, gt=0, le=86400)
     """Time all tool calls of one turn may take together; later calls get an error result. No limit when omitted."""
+    turn_timeout_s: float = Field(120.0, gt=0, le=3600)
+    """Time budget of a turn, tools included: its model calls keep retrying and falling back
+    (Retry-After honoured, primary first) until it runs out; only then does the user get an error."""
     hooks: list[str] = Field(default_factory=list)
     """Turn hooks, applied in order: names from the ``botframework.hooks`` entry points, or import paths
     (``package.module:attribute``)."""

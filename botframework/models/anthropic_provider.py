@@ -126,6 +126,7 @@ class AnthropicClient(SdkClient):
                     input_tokens = _prompt_tokens(event.message.usage)
                     cached = event.message.usage.cache_read_input_tokens or 0
                     output_tokens = event.message.usage.output_tokens or 0
+                    self.saw_usage(Usage(input_tokens=input_tokens, output_tokens=output_tokens, cached_tokens=cached))
                 elif isinstance(event, RawContentBlockStartEvent):
                     block = event.content_block
                     if isinstance(block, ToolUseBlock):
@@ -149,6 +150,7 @@ class AnthropicClient(SdkClient):
                     output_tokens = u.output_tokens or output_tokens
                     if u.input_tokens is not None:
                         input_tokens = max(input_tokens, _prompt_tokens(u))
+                    self.saw_usage(Usage(input_tokens=input_tokens, output_tokens=output_tokens, cached_tokens=cached))
         for key, arguments in start_inputs.items():
             calls.set_arguments_if_empty(key, arguments)
         return await build_response(

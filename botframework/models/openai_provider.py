@@ -101,6 +101,7 @@ class OpenAIClient(SdkClient):
                 model = chunk.model or model
                 if chunk.usage is not None:
                     usage = chunk.usage
+                    self.saw_usage(_usage(usage))
                 for choice in chunk.choices:
                     if choice.index != 0:
                         continue

@@ -21,7 +21,7 @@ from botframework.channel import ChannelAdapter, ChannelRuntime, Outbound, Route
 from botframework.errors import DeliveryError, PayloadError
 from channels.websocket.config import WebSocketChannelConfig
 from channels.websocket.events import CHANNEL, CancelFrame, WebSocketTarget, event_id_for, parse_frame, to_turn
-from channels.websocket.render import delta_frame, final_frames, reset_frame
+from channels.websocket.render import delta_frame, final_frames, reset_frame, status_frame
 
 __all__ = ["WebSocketAdapter"]
 
@@ -61,6 +61,9 @@ class _Sink:
 
     async def reset(self) -> None:
         await self.adapter.broadcast(self.user, reset_frame(self.reply_to))
+
+    async def notice(self, text: str) -> None:
+        await self.adapter.broadcast(self.user, status_frame(self.reply_to, text))
 
 
 class WebSocketAdapter(ChannelAdapter[WebSocketChannelConfig]):

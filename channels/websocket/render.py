@@ -6,7 +6,7 @@ from typing import Any
 
 from botframework.channel import Outbound
 
-__all__ = ["delta_frame", "final_frames", "reset_frame"]
+__all__ = ["delta_frame", "final_frames", "reset_frame", "status_frame"]
 
 
 def delta_frame(reply_to: str, text: str) -> dict[str, Any]:
@@ -15,6 +15,10 @@ def delta_frame(reply_to: str, text: str) -> dict[str, Any]:
 
 def reset_frame(reply_to: str) -> dict[str, Any]:
     return {"type": "reset", "reply_to": reply_to}
+
+
+def status_frame(reply_to: str, text: str) -> dict[str, Any]:
+    return {"type": "status", "reply_to": reply_to, "text": text}
 
 
 def final_frames(outbound: Outbound) -> list[dict[str, Any]]:

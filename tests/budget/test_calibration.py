@@ -7,7 +7,7 @@ import math
 import pytest
 
 from botframework.budget import BudgetEngine, Calibration, InMemoryHistory
-from botframework.budget.calibration import MAX_OVERFLOW_RATIO
+from botframework.budget.calibration import MAX_OVERFLOW_RATIO, RECOVERY_HALF_LIFE_S, RECOVERY_HOLD_S
 from botframework.errors import ContextOverflowError
 from botframework.messages import Message
 from tests.budget.helpers import Case, MemoryWriter, agent, budget_config, check_prepared, model, words
@@ -51,8 +51,70 @@ def test_a_stated_size_raises_the_ratio_beyond_the_calibration_bounds_if_needed(
     cal = Calibration(bounds=(0.8, 1.5))
     cal.learn_overflow("m", configured_window=8000, estimated=4000, limit=8000, requested=9000)
     assert cal.ratio("m") == pytest.approx(9000 / 4000 * 1.02)
-    cal.learn_overflow("m", configured_window=8000, estimated=100, limit=None, requested=100_000)
-    assert cal.ratio("m") == MAX_OVERFLOW_RATIO
+    cal.learn_overflow("m", configured_window=8000, estimated=2000, limit=None, requested=7900)
+    assert cal.ratio("m") == pytest.approx(min(MAX_OVERFLOW_RATIO, 7900 / 2000 * 1.02))
+
+
+def test_the_output_reserve_is_taken_out_of_a_stated_total() -> None:
+    """OpenAI states prompt + max_tokens as "you requested": only the prompt part says how we count."""
+    cal = Calibration(bounds=(0.8, 1.5))
+    cal.learn_overflow("m", configured_window=8000, estimated=4000, limit=8000, requested=6800, max_tokens=2000)
+    assert cal.ratio("m") == pytest.approx((6800 - 2000) / 4000 * 1.02)
+
+
+def test_an_implausible_stated_size_is_not_taken_for_a_count_error() -> None:
+    """A scripted or odd overflow message ("you requested 100000 tokens" for a 100-token prompt) must
+    not shrink the model's usable window to a sliver: it counts as an overflow without figures."""
+    cal = Calibration(bounds=(0.8, 1.5))
+    cal.learn_overflow("m", configured_window=8000, estimated=100, limit=None, requested=100_000, max_tokens=50)
+    assert cal.ratio("m") == pytest.approx(1.15)
+    assert cal.ratio("m") < MAX_OVERFLOW_RATIO
+
+
+def test_the_learned_window_is_never_below_what_the_provider_stated() -> None:
+    cal = Calibration(bounds=(0.8, 1.5))
+    cal.learn_overflow("m", configured_window=128_000, estimated=100_000, limit=32_000, requested=None)
+    assert cal.window("m", 128_000) == 32_000
+    cal.learn_overflow("m", configured_window=128_000, estimated=50_000, limit=64_000, requested=None)
+    assert cal.window("m", 128_000) == 64_000, "the provider's latest figure is the authority"
+    cal.learn_overflow("m", configured_window=128_000, estimated=50_000, limit=None, requested=None)
+    assert cal.window("m", 128_000) == 64_000, "an overflow without a limit leaves the window alone"
+    cal.learn_overflow("m", configured_window=128_000, estimated=50_000, limit=200_000, requested=None)
+    assert cal.window("m", 128_000) == 128_000
+
+
+def test_what_an_overflow_taught_holds_then_decays_back() -> None:
+    now = [0.0]
+    cal = Calibration(bounds=(0.8, 1.5), clock=lambda: now[0])
+    cal.learn_overflow("m", configured_window=16_000, estimated=4000, limit=8000, requested=9000)
+    ratio, window = cal.ratio("m"), cal.window("m", 16_000)
+    assert (ratio, window) == (pytest.approx(9000 / 4000 * 1.02), 8000)
+    now[0] += RECOVERY_HOLD_S
+    assert (cal.ratio("m"), cal.window("m", 16_000)) == (pytest.approx(ratio), 8000)
+    now[0] += RECOVERY_HALF_LIFE_S
+    assert cal.ratio("m") == pytest.approx(1 + (ratio - 1) / 2)
+    assert cal.window("m", 16_000) == 12_000
+    now[0] += 10 * RECOVERY_HALF_LIFE_S
+    assert cal.ratio("m") == pytest.approx(1.0, abs=0.01)
+    assert cal.window("m", 16_000) >= 15_990
+
+
+def test_a_success_as_large_as_the_overflow_drops_the_floor() -> None:
+    cal = Calibration(bounds=(0.8, 1.5))
+    cal.learn_overflow("m", configured_window=8000, estimated=4000, limit=None, requested=None)
+    assert cal.ratio("m") == pytest.approx(1.15)
+    cal.observe("m", estimated=1000, reported=1000)
+    assert cal.ratio("m") > 1.05, "a smaller success only relaxes the floor a little"
+    cal.observe("m", estimated=4000, reported=4040)
+    assert cal.ratio("m") == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_success_beyond_the_stated_window_drops_it() -> None:
+    cal = Calibration(bounds=(0.8, 1.5))
+    cal.learn_overflow("m", configured_window=16_000, estimated=1000, limit=2000, requested=None)
+    assert cal.window("m", 16_000) == 2000
+    cal.observe("m", estimated=2500, reported=2500)
+    assert cal.window("m", 16_000) == 16_000
 
 
 def test_an_unexplained_overflow_steps_the_ratio_up_and_success_relaxes_it() -> None:

@@ -8,7 +8,7 @@ Two servers share this module's vocabulary:
   SSE event sequence and error bodies; ``base_url`` is the root (the SDK adds ``/v1/messages``).
 
 Every request is RECORDED (:class:`RecordedRequest`: method, path, headers, parsed JSON body, raw
-bytes) in ``server.requests``, so tests assert on what was actually sent.
+bytes, arrival time) in ``server.requests``, so tests assert on what was actually sent, and when.
 
 Behaviour is scripted with a queue of steps (``server.push(step, ...)``), consumed one per request;
 when the queue is empty the ``default`` responder (a callable taking the RecordedRequest and
@@ -43,6 +43,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +77,8 @@ class RecordedRequest:
     headers: Mapping[str, str]
     body: Any
     raw: bytes
+    received_at: float = field(default_factory=time.monotonic)
+    """``time.monotonic()`` when the request was read: tests check pacing (Retry-After) on it."""
 
     @property
     def stream(self) -> bool:

@@ -14,14 +14,19 @@ See :mod:`tests.fakes` for the step vocabulary. Specific to this server:
   ``context_length_exceeded`` body.
 - Helpers build the real error bodies: :func:`openai_error`, :func:`rate_limited`,
   :func:`insufficient_quota`, :func:`context_length_exceeded`, :func:`server_error`.
+- :class:`Chaos` is a seeded ``default`` responder for fault tests: a share of requests gets 429
+  with ``retry-after-ms``, a share has its stream dropped mid-answer, the rest are answered; its
+  ``outcomes`` say which request got what.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -42,6 +47,7 @@ from tests.fakes import (
 )
 
 __all__ = [
+    "Chaos",
     "FakeOpenAIServer",
     "context_length_exceeded",
     "count_prompt_tokens",
@@ -116,6 +122,34 @@ def server_error(status: int = 500) -> Fail:
         "The server had an error while processing your request. Sorry about that!",
         type="server_error",
     )
+
+
+@dataclass
+class Chaos:
+    """A seeded responder: ``rate_limited`` of the requests get a 429 with ``retry-after-ms``,
+    ``dropped`` of them stream part of an answer and lose the connection, the rest are answered by
+    ``answer``. ``outcomes`` pairs each request with what it got (``ok``, ``429``, ``drop``)."""
+
+    seed: int
+    rate_limited: float = 0.3
+    dropped: float = 0.1
+    retry_after_s: float = 0.2
+    answer: Callable[[RecordedRequest], Reply] = field(default=lambda r: Reply(text="ok"))
+    outcomes: list[tuple[RecordedRequest, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    def __call__(self, request: RecordedRequest) -> Step:
+        roll = self._random.random()
+        if roll < self.rate_limited:
+            self.outcomes.append((request, "429"))
+            return rate_limited(retry_after=None, retry_after_ms=self.retry_after_s * 1000)
+        if roll < self.rate_limited + self.dropped:
+            self.outcomes.append((request, "drop"))
+            return Disconnect(text="An answer that never arrives in full", after_chunks=1)
+        self.outcomes.append((request, "ok"))
+        return self.answer(request)
 
 
 def _content_text(content: Any) -> tuple[str, int]:

@@ -97,19 +97,23 @@ class RecordingObserver(BaseRouterObserver):
         self.events.append(("reset",))
 
 
-class Sleeps:
-    """An injected sleep that records delays and returns at once."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
 
     def __call__(self) -> float:
         return self.now
+
+
+class Sleeps:
+    """An injected sleep that records delays and returns at once, moving ``clock`` on if given."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.delays: list[float] = []
+        self.clock = clock
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        if self.clock is not None:
+            self.clock.now += seconds
+        await asyncio.sleep(0)

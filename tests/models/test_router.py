@@ -43,8 +43,8 @@ from tests.models.helpers import (
 class Harness:
     def __init__(self, *clients: ScriptedClient, threshold: int = 5, cooldown_s: float = 30.0) -> None:
         self.clients = {c.name: c for c in clients}
-        self.sleeps = Sleeps()
         self.clock = Clock()
+        self.sleeps = Sleeps(self.clock)
         self.breaker = CircuitBreaker(failure_threshold=threshold, cooldown_s=cooldown_s, clock=self.clock)
         self.router = ModelRouter(
             clients=self.clients, breaker=self.breaker, sleep=self.sleeps, random=Random(7)
@@ -64,13 +64,14 @@ class Harness:
     async def on_text(self, text: str) -> None:
         self.text.append(text)
 
-    async def call(self, *candidates: str, stream: bool = True):  # type: ignore[no-untyped-def]
+    async def call(self, *candidates: str, stream: bool = True, budget_s: float | None = None):  # type: ignore[no-untyped-def]
         return await self.router.call(
             candidates=candidates or tuple(self.clients),
             build=self.build,
             on_overflow=self.on_overflow,
             on_text=self.on_text if stream else None,
             observer=self.observer,
+            deadline=self.router.deadline_in(budget_s) if budget_s is not None else None,
         )
 
 

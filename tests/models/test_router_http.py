@@ -16,7 +16,7 @@ from botframework.models.router import ModelRouter
 from tests.fakes import Disconnect, Reply, Truncated
 from tests.fakes.anthropic_server import FakeAnthropicServer, overloaded
 from tests.fakes.openai_server import FakeOpenAIServer, rate_limited, server_error
-from tests.models.helpers import RecordingObserver, Sleeps, config
+from tests.models.helpers import Clock, RecordingObserver, Sleeps, config
 
 
 class Setup:
@@ -29,9 +29,10 @@ class Setup:
                 "claude", config("anthropic", base_url=anthropic.base_url, model="claude-fake", timeout_s=5)
             ),
         }
-        self.sleeps = Sleeps()
+        self.clock = Clock()
+        self.sleeps = Sleeps(self.clock)
         self.router = ModelRouter(
-            clients=self.clients, breaker=CircuitBreaker(), sleep=self.sleeps, random=Random(1)
+            clients=self.clients, breaker=CircuitBreaker(clock=self.clock), sleep=self.sleeps, random=Random(1)
         )
         self.observer = RecordingObserver()
         self.streamed: list[str] = []
@@ -63,7 +64,7 @@ class Setup:
 async def setup(fake_openai: FakeOpenAIServer, fake_anthropic: FakeAnthropicServer) -> AsyncIterator[Setup]:
     s = Setup(fake_openai, fake_anthropic)
     yield s
-    for client in s.router.clients.values():
+    for client in s.clients.values():
         await client.close()
 
 

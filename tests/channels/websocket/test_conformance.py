@@ -137,3 +137,21 @@ async def test_a_cancel_frame_stops_the_turn_and_the_conversation_goes_on(db_url
         history = await bot.runtime.transcript(bot.tenant, "websocket", "ann")
         assert [m["text"] for m in history if m["role"] == "user"] == ["take your time", "are you there?"]
         await client.close()
+
+
+async def test_a_retried_answer_shows_one_status_frame_instead_of_silence(db_url: str) -> None:
+    from botframework.errors import ErrorKind
+    from botframework.testing import Step
+    from tests.e2e.support import ChatClient
+
+    async with (
+        BotHarness(channel="websocket", channel_config={}, db_url=db_url) as bot,
+        aiohttp.ClientSession() as http,
+    ):
+        bot.model.steps.extend([Step(error=ErrorKind.OVERLOADED), Step(error=ErrorKind.OVERLOADED)])
+        client = await ChatClient.connect(http, bot.base_url, bot.tenant, "ann")
+        await client.send("c1", "hello")
+        done = await client.wait_for("done", "c1", timeout=15)
+        assert done["text"] == "echo: hello"
+        assert client.of("status", "c1") == [{"type": "status", "reply_to": "c1", "text": "retrying…"}]
+        await client.close()
