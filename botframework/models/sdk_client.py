@@ -1,14 +1,19 @@
-"""The boundary shared by the SDK-backed providers (OpenAI-compatible, Anthropic)."""
+"""The boundary shared by providers built on a vendor SDK: one deadline, one error translation.
+
+A provider subclasses :class:`SdkClient`, sets ``errors`` to its SDK's
+:class:`~botframework.models.classify.ExceptionTable` and implements ``_stream`` and ``_once``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from abc import abstractmethod
+from typing import ClassVar
 
 from botframework.errors import ModelError, ModelTimeoutError, ServerError
 from botframework.models.base import ModelClient, ModelRequest, ModelResponse, TextCallback
-from botframework.models.classify import classify_exception
+from botframework.models.classify import ExceptionTable, classify_exception
 
 __all__ = ["SdkClient"]
 
@@ -16,6 +21,9 @@ __all__ = ["SdkClient"]
 class SdkClient(ModelClient):
     """One deadline (``timeout_s``) for the whole call, stream included, and every SDK or transport
     error translated into the error tree at this one place."""
+
+    errors: ClassVar[ExceptionTable] = ExceptionTable()
+    """How this provider's SDK exceptions map to ModelErrors (its ``errors`` module)."""
 
     async def complete(self, request: ModelRequest, *, on_text: TextCallback | None = None) -> ModelResponse:
         try:
@@ -32,7 +40,7 @@ class SdkClient(ModelClient):
                 f"no complete answer within timeout_s={self.config.timeout_s:g}", model=self.name
             ) from exc
         except Exception as exc:
-            error = classify_exception(exc, model=self.name, timeout_s=self.config.timeout_s)
+            error = classify_exception(exc, model=self.name, timeout_s=self.config.timeout_s, table=self.errors)
             if error is None:
                 raise
             raise error from exc

@@ -30,7 +30,6 @@ from anthropic.types import (
     ToolUseBlock,
 )
 from anthropic.types import Message as AnthropicMessage
-from pydantic import SecretStr
 
 from botframework.config.schema import ModelConfig
 from botframework.messages import ToolCall
@@ -38,9 +37,11 @@ from botframework.models.base import ModelRequest, ModelResponse, TextCallback, 
 from botframework.models.sdk_client import SdkClient
 from botframework.models.streaming import ToolCallAccumulator, build_response
 from botframework.models.textcalls import TextCallFilter
-from botframework.models.wire_anthropic import messages_body
+from providers.anthropic.config import AnthropicModelConfig
+from providers.anthropic.errors import ANTHROPIC_ERRORS
+from providers.anthropic.wire import messages_body
 
-__all__ = ["AnthropicClient", "AnthropicModelConfig", "anthropic_base_url"]
+__all__ = ["AnthropicClient", "anthropic_base_url"]
 
 
 def anthropic_base_url(url: str) -> str:
@@ -56,15 +57,9 @@ def _prompt_tokens(usage: Any) -> int:
     )
 
 
-class AnthropicModelConfig(ModelConfig):
-    """``provider: anthropic``: the common model options; an API key is required."""
-
-    api_key: SecretStr
-    """Credential (use ``${VAR}``)."""
-
-
 class AnthropicClient(SdkClient):
     config_model = AnthropicModelConfig
+    errors = ANTHROPIC_ERRORS
 
     def __init__(self, *, name: str, config: ModelConfig) -> None:
         super().__init__(name=name, config=config)

@@ -10,6 +10,9 @@ them); if history starts with an assistant message a short user placeholder is p
 A tool call whose stored arguments are not a JSON object (the model wrote malformed JSON; the
 tool loop answered it with an error result) is sent with ``input: {}``: the API only accepts an
 object there, and the error result beside it tells the model what went wrong.
+
+``agent.temperature`` is not sent: the Messages API deprecated its sampling parameters (current
+models refuse them with a 400, and the SDK no longer takes them); every model uses its default.
 """
 
 from __future__ import annotations
@@ -123,8 +126,6 @@ def messages_body(request: ModelRequest, *, model: str, stream: bool) -> dict[st
     body: dict[str, Any] = {"model": model, "max_tokens": request.max_tokens, "messages": turns}
     if system_parts:
         body["system"] = "\n\n".join(system_parts)
-    if request.temperature is not None:
-        body["temperature"] = min(request.temperature, 1.0)  # Anthropic's range is 0..1, OpenAI's 0..2
     if request.tools:
         body["tools"] = [tool_to_anthropic(t) for t in request.tools]
     if stream:

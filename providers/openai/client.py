@@ -13,7 +13,6 @@ from typing import Any, cast
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.completion_usage import CompletionUsage
-from pydantic import SecretStr
 
 from botframework.config.schema import ModelConfig
 from botframework.errors import ServerError
@@ -22,9 +21,11 @@ from botframework.models.base import ModelRequest, ModelResponse, TextCallback, 
 from botframework.models.sdk_client import SdkClient
 from botframework.models.streaming import ToolCallAccumulator, build_response, new_call_id
 from botframework.models.textcalls import TextCallFilter
-from botframework.models.wire_openai import chat_completions_body
+from providers.openai.config import OpenAIModelConfig
+from providers.openai.errors import OPENAI_ERRORS
+from providers.openai.wire import chat_completions_body
 
-__all__ = ["OpenAIClient", "OpenAIModelConfig"]
+__all__ = ["OpenAIClient"]
 
 
 def _usage(raw: CompletionUsage | None) -> Usage:
@@ -35,15 +36,9 @@ def _usage(raw: CompletionUsage | None) -> Usage:
     return Usage(input_tokens=raw.prompt_tokens or 0, output_tokens=raw.completion_tokens or 0, cached_tokens=cached)
 
 
-class OpenAIModelConfig(ModelConfig):
-    """``provider: openai``: the common model options; an API key is required."""
-
-    api_key: SecretStr
-    """Credential (use ``${VAR}``)."""
-
-
 class OpenAIClient(SdkClient):
     config_model = OpenAIModelConfig
+    errors = OPENAI_ERRORS
 
     def __init__(self, *, name: str, config: ModelConfig) -> None:
         super().__init__(name=name, config=config)

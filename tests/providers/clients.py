@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from botframework.models.anthropic_provider import AnthropicClient
-from botframework.models.openai_provider import OpenAIClient
+from providers.anthropic.client import AnthropicClient
+from providers.openai.client import OpenAIClient
 from tests.models.helpers import config
 
 __all__ = ["anthropic_client", "openai_client"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from botframework.messages import ImagePart, Message, TextPart, ToolCall, ToolSpec
 from botframework.models.base import ModelRequest
-from botframework.models.wire_anthropic import CONTINUATION_PLACEHOLDER, messages_body
-from botframework.models.wire_openai import chat_completions_body, uses_max_completion_tokens
+from providers.anthropic.wire import CONTINUATION_PLACEHOLDER, messages_body
+from providers.openai.wire import chat_completions_body, uses_max_completion_tokens
 from tests.fakes.anthropic_server import anthropic_protocol_problems
 from tests.fakes.openai_server import openai_protocol_problems
 
@@ -89,7 +89,7 @@ def test_anthropic_body_shape() -> None:
     )
     body = messages_body(req, model="claude-x", stream=True)
     assert body["system"] == "Be brief."
-    assert body["temperature"] == 1.0
+    assert "temperature" not in body  # deprecated by the Messages API; the SDK takes none
     assert body["tools"] == [{"name": "clock", "description": "time", "input_schema": CLOCK.parameters}]
     msgs = body["messages"]
     assert [m["role"] for m in msgs] == ["user", "assistant", "user", "assistant", "user"]

@@ -18,8 +18,8 @@ from botframework.errors import (
     RateLimitedError,
 )
 from botframework.messages import Message, ToolCall, ToolSpec
-from botframework.models.anthropic_provider import AnthropicClient, anthropic_base_url
 from botframework.models.base import ModelRequest
+from providers.anthropic.client import AnthropicClient, anthropic_base_url
 from tests.fakes import Disconnect, Hang, Reply, StreamError, ToolCallSpec, Truncated
 from tests.fakes.anthropic_server import (
     FakeAnthropicServer,
@@ -106,6 +106,21 @@ async def test_non_streaming_call(fake_anthropic: FakeAnthropicServer, client: A
         ("toolu_1", "clock", {"timezone": "UTC"})
     ]
     assert response.finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_agent_temperature_is_not_sent(
+    fake_anthropic: FakeAnthropicServer, client: AnthropicClient, stream: bool
+) -> None:
+    """An agent with ``temperature`` set used to crash the call (the SDK takes no temperature)."""
+
+    async def sink(_: str) -> None:
+        return None
+
+    response = await client.complete(request(temperature=0.7), on_text=sink if stream else None)
+    assert response.text == "ok"
+    [sent] = fake_anthropic.requests
+    assert "temperature" not in sent.body
 
 
 async def test_accumulates_tool_use_blocks(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from botframework.messages import Message, ToolSpec
 from botframework.models.base import ModelRequest
-from botframework.models.offline_provider import OFFLINE_LABEL, OfflineClient, asks_for_time
 from botframework.models.tokens import count_chat_tokens, encoding
+from providers.offline.client import OFFLINE_LABEL, OfflineClient, asks_for_time
 from tests.models.helpers import config
 
 CLOCK = ToolSpec(name="clock", description="The current date and time.")

@@ -19,7 +19,7 @@ from botframework.errors import (
 )
 from botframework.messages import Message, ToolSpec
 from botframework.models.base import ModelRequest
-from botframework.models.openai_provider import OpenAIClient
+from providers.openai.client import OpenAIClient
 from tests.fakes import Disconnect, Hang, Reply, StreamError, ToolCallSpec, Truncated
 from tests.fakes.openai_server import (
     FakeOpenAIServer,
