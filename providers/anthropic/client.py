@@ -10,12 +10,16 @@ classified like the same error on a fresh request.
 (Anthropic reports them apart), so it compares with the budget engine's estimate;
 ``cached_tokens`` is the cache-read part. ``base_url`` is the API root without ``/v1`` (the SDK
 adds ``/v1/messages``); a trailing ``/v1`` is tolerated.
+
+The body is built by :mod:`providers.anthropic.wire` (stored messages' blocks cached per client)
+and handed to the SDK as finished JSON (``post(..., content=...)``): the SDK keeps transport,
+auth, streaming, response types and errors without walking the messages again on every call.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from typing import Any
 
 import anthropic
 from anthropic.types import (
@@ -39,7 +43,7 @@ from botframework.models.streaming import ToolCallAccumulator, build_response
 from botframework.models.textcalls import TextCallFilter
 from providers.anthropic.config import AnthropicModelConfig
 from providers.anthropic.errors import ANTHROPIC_ERRORS
-from providers.anthropic.wire import messages_body
+from providers.anthropic.wire import CachedWire, messages_body
 
 __all__ = ["AnthropicClient", "anthropic_base_url"]
 
@@ -73,13 +77,23 @@ class AnthropicClient(SdkClient):
             default_headers=config.headers or None,
             **kwargs,
         )
+        self.wire = CachedWire()
 
     def body(self, request: ModelRequest, *, stream: bool) -> dict[str, Any]:
-        return messages_body(request, model=self.config.model, stream=stream)
+        return messages_body(request, model=self.config.model, stream=stream, wire=self.wire)
+
+    async def _send(self, request: ModelRequest, *, stream: bool) -> Any:
+        """POST the body, JSON already written, through the SDK (a Message, or a stream)."""
+        return await self.sdk.post(
+            "/v1/messages",
+            cast_to=AnthropicMessage,
+            content=self.wire.encode(self.body(request, stream=stream)),
+            stream=stream,
+            stream_cls=anthropic.AsyncStream[RawMessageStreamEvent],
+        )
 
     async def _once(self, request: ModelRequest) -> ModelResponse:
-        messages = cast(Any, self.sdk.messages)
-        result: AnthropicMessage = await messages.create(**self.body(request, stream=False))
+        result: AnthropicMessage = await self._send(request, stream=False)
         texts: list[str] = []
         native: list[ToolCall] = []
         for block in result.content:
@@ -105,8 +119,7 @@ class AnthropicClient(SdkClient):
         )
 
     async def _stream(self, request: ModelRequest, on_text: TextCallback) -> ModelResponse:
-        messages = cast(Any, self.sdk.messages)
-        stream: anthropic.AsyncStream[RawMessageStreamEvent] = await messages.create(**self.body(request, stream=True))
+        stream: anthropic.AsyncStream[RawMessageStreamEvent] = await self._send(request, stream=True)
         text = TextCallFilter(on_text, tool_names=[t.name for t in request.tools], active=bool(request.tools))
         calls = ToolCallAccumulator()
         tool_blocks: dict[int, int] = {}

@@ -5,6 +5,10 @@ parts (``text`` and ``image_url``) when it has images; assistant messages with `
 (``content`` null when there is no text); each tool result as a ``tool`` message with its
 ``tool_call_id``. OpenAI has no error flag on tool results, so ``is_error`` is not sent: the
 result text itself must say what went wrong.
+
+:class:`CachedWire` builds each stored message's, tool's and system prompt's wire form once per
+client (:class:`~botframework.models.wirecache.WireCache`) and writes the body's JSON from the
+pieces; :func:`chat_completions_body` without it builds everything anew (same result).
 """
 
 from __future__ import annotations
@@ -14,8 +18,17 @@ from typing import Any
 
 from botframework.messages import ImagePart, Message, TextPart, ToolSpec
 from botframework.models.base import ModelRequest
+from botframework.models.wirecache import WireCache, message_fingerprint
 
-__all__ = ["chat_completions_body", "message_to_openai", "tool_to_openai", "uses_max_completion_tokens"]
+__all__ = [
+    "CachedWire",
+    "Wire",
+    "chat_completions_body",
+    "message_to_openai",
+    "system_to_openai",
+    "tool_to_openai",
+    "uses_max_completion_tokens",
+]
 
 _REASONING_MODEL = re.compile(r"^(?:.*/)?(o\d|gpt-5)", re.IGNORECASE)
 
@@ -73,12 +86,54 @@ def tool_to_openai(tool: ToolSpec) -> dict[str, Any]:
     }
 
 
-def chat_completions_body(request: ModelRequest, *, model: str, stream: bool) -> dict[str, Any]:
+def system_to_openai(text: str) -> dict[str, Any]:
+    return {"role": "system", "content": text}
+
+
+class Wire:
+    """The wire forms of a body's pieces, built anew each time."""
+
+    def message(self, message: Message) -> dict[str, Any]:
+        return message_to_openai(message)
+
+    def tool(self, tool: ToolSpec) -> dict[str, Any]:
+        return tool_to_openai(tool)
+
+    def system(self, text: str) -> dict[str, Any]:
+        return system_to_openai(text)
+
+
+class CachedWire(Wire):
+    """Wire forms kept between calls: stored messages by id, tools, system prompts (see the module)."""
+
+    def __init__(self, cache: WireCache | None = None) -> None:
+        self.cache = cache or WireCache()
+
+    def message(self, message: Message) -> dict[str, Any]:
+        if message.id is None:
+            return message_to_openai(message)
+        return self.cache.get(("m", message.id), message_fingerprint(message), lambda: message_to_openai(message))
+
+    def tool(self, tool: ToolSpec) -> dict[str, Any]:
+        return self.cache.get(("t", id(tool)), tool, lambda: tool_to_openai(tool))
+
+    def system(self, text: str) -> dict[str, Any]:
+        return self.cache.get(("s", text), text, lambda: system_to_openai(text))
+
+    def encode(self, body: dict[str, Any]) -> bytes:
+        """The JSON of a body built with this wire: body -> messages/tools -> cached pieces."""
+        return self.cache.encode(body, depth=2)
+
+
+_FRESH = Wire()
+
+
+def chat_completions_body(request: ModelRequest, *, model: str, stream: bool, wire: Wire = _FRESH) -> dict[str, Any]:
     """The exact JSON body the OpenAI provider sends for ``request``. Pure: no I/O."""
     messages: list[dict[str, Any]] = []
     if request.system:
-        messages.append({"role": "system", "content": request.system})
-    messages.extend(message_to_openai(m) for m in request.messages)
+        messages.append(wire.system(request.system))
+    messages.extend(wire.message(m) for m in request.messages)
     body: dict[str, Any] = {"model": model, "messages": messages}
     if uses_max_completion_tokens(model):
         body["max_completion_tokens"] = request.max_tokens
@@ -87,7 +142,7 @@ def chat_completions_body(request: ModelRequest, *, model: str, stream: bool) ->
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.tools:
-        body["tools"] = [tool_to_openai(t) for t in request.tools]
+        body["tools"] = [wire.tool(t) for t in request.tools]
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}

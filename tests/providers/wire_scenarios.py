@@ -13,6 +13,7 @@ Re-record (only when a wire change is intended)::
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -148,8 +149,12 @@ async def record_bodies(
         return None
 
     async def run(request: ModelRequest, stream: bool) -> Any:
+        for message in request.messages:  # as if stored: the providers cache wire forms by id
+            if message.id is None:
+                message.id = next(ids)
         return await client.complete(request, on_text=sink if stream else None)
 
+    ids = itertools.count(1)
     out: dict[str, list[Any]] = {}
     for name, scenario in scenarios.items():
         for stream in (True, False):
