@@ -30,7 +30,7 @@ __all__ = ["WireCache", "dumps", "message_fingerprint"]
 W = TypeVar("W")
 
 
-_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_string: Callable[[str], str] = json.encoder.encode_basestring
 """A JSON string literal, non-ASCII kept (the C accelerator when available)."""
 
 
