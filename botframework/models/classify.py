@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -146,6 +146,16 @@ _OVERFLOW_NUMBERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?P<req>\d+) tokens > (?P<limit>\d+) maximum", re.IGNORECASE), "req_first"),
     # Anthropic: "input length and `max_tokens` exceed context limit: 197626 + 21333 > 200000"
     (re.compile(r"(?P<a>\d+) \+ (?P<b>\d+) > (?P<limit>\d+)"), "sum"),
+    # Gemini: "The input token count (1234567) exceeds the maximum number of tokens allowed (1048576)."
+    (
+        re.compile(
+            r"input token count \((?P<req>\d+)\) exceeds the maximum number of tokens allowed \((?P<limit>\d+)\)",
+            re.IGNORECASE,
+        ),
+        "req_first",
+    ),
+    # Cohere: "too many tokens: total number of tokens (prompt and prediction) cannot exceed 2048 - received 6354"
+    (re.compile(r"cannot exceed (?P<limit>\d+) - received (?P<req>\d+)", re.IGNORECASE), "req_first"),
     # llama.cpp: "request (9000 tokens) exceeds the available context size (8192 tokens)"
     (
         re.compile(
@@ -246,8 +256,11 @@ def classify_response(
     headers: Mapping[str, str] | None = None,
     message: str = "",
     model: str = "",
+    codes: Mapping[str, ErrorKind] | None = None,
 ) -> ModelError:
-    """The ModelError for an error answer: an HTTP status (None for an in-stream error) and its body."""
+    """The ModelError for an error answer: an HTTP status (None for an in-stream error) and its body.
+
+    ``codes``: a provider's own error codes (lower-case), consulted before the common ones."""
     code, etype, body_message = error_fields(body)
     text = body_message or message
     if body_message and message and body_message not in message:
@@ -256,7 +269,9 @@ def classify_response(
     if status is not None and status < 400:
         status = None
 
-    kind = _kind_from_code(code, etype)
+    kind = _kind_from_code(code, etype, table=codes) if codes else None
+    if kind is None:
+        kind = _kind_from_code(code, etype)
     if kind is None and status is not None:
         kind = _STATUS_KINDS.get(status)
         if kind is ErrorKind.RATE_LIMITED and _kind_from_message(text, only=_BILLING_ONLY):
@@ -317,6 +332,8 @@ class ExceptionTable:
     timeouts: Exceptions = ()
     connection: Exceptions = ()
     other: Exceptions = ()
+    codes: Mapping[str, ErrorKind] = field(default_factory=dict)
+    """The provider's own error codes or types (lower-case) and what they mean, before the common ones."""
 
     def classify(self, exc: BaseException, *, model: str = "", timeout_s: float | None = None) -> ModelError | None:
         """The ModelError for ``exc``; None when it is none of these (a bug: let it propagate)."""
@@ -341,7 +358,12 @@ def classify_exception(
     if table.answered and isinstance(exc, table.answered):
         answer = table.read_answer(exc)
         return classify_response(
-            status=answer.status, body=answer.body, headers=answer.headers, message=answer.message, model=model
+            status=answer.status,
+            body=answer.body,
+            headers=answer.headers,
+            message=answer.message,
+            model=model,
+            codes=table.codes,
         )
     if isinstance(exc, (*table.timeouts, TimeoutError, asyncio.TimeoutError)):
         limit = f" after {timeout_s:g}s" if timeout_s is not None else ""
@@ -354,5 +376,12 @@ def classify_exception(
         return ModelConnectionError(f"connection failed or dropped: {reason}", model=model)
     if table.other and isinstance(exc, table.other):
         answer = table.read_answer(exc)
-        return classify_response(status=None, body=answer.body, message=answer.message or str(exc), model=model)
+        return classify_response(
+            status=None,
+            body=answer.body,
+            headers=answer.headers,
+            message=answer.message or str(exc),
+            model=model,
+            codes=table.codes,
+        )
     return None

@@ -42,22 +42,25 @@ def _usage(raw: CompletionUsage | None) -> Usage:
 
 
 class OpenAIClient(SdkClient):
-    config_model = OpenAIModelConfig
+    config_model: ClassVar[type[ModelConfig]] = OpenAIModelConfig
     errors = OPENAI_ERRORS
 
     def __init__(self, *, name: str, config: ModelConfig) -> None:
         super().__init__(name=name, config=config)
+        self.sdk = self._sdk(config)
+        self.wire = CachedWire()
+
+    def _sdk(self, config: ModelConfig) -> openai.AsyncOpenAI:
         kwargs: dict[str, Any] = {}
         if config.base_url:
             kwargs["base_url"] = config.base_url
-        self.sdk = openai.AsyncOpenAI(
+        return openai.AsyncOpenAI(
             api_key=config.api_key.get_secret_value() if config.api_key is not None else "",
             max_retries=0,
             timeout=config.timeout_s,
             default_headers=config.headers or None,
             **kwargs,
         )
-        self.wire = CachedWire()
 
     def body(self, request: ModelRequest, *, stream: bool) -> dict[str, Any]:
         return chat_completions_body(request, model=self.config.model, stream=stream, wire=self.wire)

@@ -1,0 +1,94 @@
+"""Every provider as the guarantee tests see it: its fake server, a config pointing at it, and how
+that vendor says "429, retry after N seconds" and where a tool result sits in its request body.
+
+Adding a provider means adding a :class:`ProviderCase` here; ``test_guarantees.py`` then runs the
+shared checks (streamed answer, tool round, 429 with Retry-After, overflow that shrinks and
+retries, dropped and truncated streams, refused credentials) against it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.fakes import FakeModelServer, Step
+from tests.fakes.anthropic_server import FakeAnthropicServer
+from tests.fakes.anthropic_server import rate_limited as anthropic_rate_limited
+from tests.fakes.azure_server import FakeAzureServer, azure_rate_limited
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.fakes.openai_server import rate_limited as openai_rate_limited
+
+__all__ = ["CASES", "ProviderCase"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProviderCase:
+    name: str
+    server: Callable[..., FakeModelServer]
+    """``server(context_window=None)``: a fresh (unstarted) fake."""
+    model: Callable[[FakeModelServer], dict[str, Any]]
+    """``models.<name>`` for that fake (valid credentials)."""
+    bad_credentials: dict[str, Any]
+    """Overrides of ``model`` that the fake must refuse."""
+    rate_limited: Callable[[float], Step]
+    """The vendor's 429 with a Retry-After of so many seconds."""
+    tool_results: Callable[[dict[str, Any]], list[str]]
+    """The text of every tool result in a request body, in the vendor's format."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _openai_results(body: dict[str, Any]) -> list[str]:
+    return [m["content"] for m in body["messages"] if m["role"] == "tool"]
+
+
+def _anthropic_results(body: dict[str, Any]) -> list[str]:
+    return [
+        json.dumps(b["content"]) if not isinstance(b["content"], str) else b["content"]
+        for m in body["messages"]
+        for b in m["content"]
+        if b["type"] == "tool_result"
+    ]
+
+
+CASES: list[ProviderCase] = [
+    ProviderCase(
+        name="openai",
+        server=lambda **kw: FakeOpenAIServer(**kw),
+        model=lambda fake: {"provider": "openai", "model": "gpt-4o-mini", "base_url": fake.base_url, "api_key": "sk"},
+        bad_credentials={},
+        rate_limited=lambda s: openai_rate_limited(retry_after=s),
+        tool_results=_openai_results,
+    ),
+    ProviderCase(
+        name="anthropic",
+        server=lambda **kw: FakeAnthropicServer(**kw),
+        model=lambda fake: {
+            "provider": "anthropic",
+            "model": "claude-sonnet-4-5",
+            "base_url": fake.base_url,
+            "api_key": "sk-ant",
+        },
+        bad_credentials={},
+        rate_limited=lambda s: anthropic_rate_limited(retry_after=s),
+        tool_results=_anthropic_results,
+    ),
+    ProviderCase(
+        name="azure",
+        server=lambda **kw: FakeAzureServer(**kw),
+        model=lambda fake: {
+            "provider": "azure",
+            "endpoint": fake.base_url,
+            "deployment": "chat-prod",
+            "model": "gpt-4o-mini",
+            "api_key": "az-test-key",
+        },
+        bad_credentials={"api_key": "wrong-key"},
+        rate_limited=azure_rate_limited,
+        tool_results=_openai_results,
+    ),
+]
