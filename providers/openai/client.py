@@ -13,7 +13,7 @@ request transform on every call, which cost most of a long conversation's CPU pe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
