@@ -19,7 +19,7 @@ auth, streaming, response types and errors without walking the messages again on
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import anthropic
 from anthropic.types import (
@@ -62,22 +62,25 @@ def _prompt_tokens(usage: Any) -> int:
 
 
 class AnthropicClient(SdkClient):
-    config_model = AnthropicModelConfig
+    config_model: ClassVar[type[ModelConfig]] = AnthropicModelConfig
     errors = ANTHROPIC_ERRORS
 
     def __init__(self, *, name: str, config: ModelConfig) -> None:
         super().__init__(name=name, config=config)
+        self.sdk = self._sdk(config)
+        self.wire = CachedWire()
+
+    def _sdk(self, config: ModelConfig) -> anthropic.AsyncAnthropic | anthropic.AsyncAnthropicBedrock:
         kwargs: dict[str, Any] = {}
         if config.base_url:
             kwargs["base_url"] = anthropic_base_url(config.base_url)
-        self.sdk = anthropic.AsyncAnthropic(
+        return anthropic.AsyncAnthropic(
             api_key=config.api_key.get_secret_value() if config.api_key is not None else "",
             max_retries=0,
             timeout=config.timeout_s,
             default_headers=config.headers or None,
             **kwargs,
         )
-        self.wire = CachedWire()
 
     def body(self, request: ModelRequest, *, stream: bool) -> dict[str, Any]:
         return messages_body(request, model=self.config.model, stream=stream, wire=self.wire)

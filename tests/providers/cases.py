@@ -17,6 +17,7 @@ from tests.fakes import FakeModelServer, Step
 from tests.fakes.anthropic_server import FakeAnthropicServer
 from tests.fakes.anthropic_server import rate_limited as anthropic_rate_limited
 from tests.fakes.azure_server import FakeAzureServer, azure_rate_limited
+from tests.fakes.bedrock_server import FakeBedrockServer, throttled
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.openai_server import rate_limited as openai_rate_limited
 
@@ -90,5 +91,20 @@ CASES: list[ProviderCase] = [
         bad_credentials={"api_key": "wrong-key"},
         rate_limited=azure_rate_limited,
         tool_results=_openai_results,
+    ),
+    ProviderCase(
+        name="bedrock",
+        server=lambda **kw: FakeBedrockServer(**kw),
+        model=lambda fake: {
+            "provider": "bedrock",
+            "model": "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "region": "us-east-1",
+            "base_url": fake.base_url,
+            "aws_access_key_id": "AKIDFAKEBEDROCK",
+            "aws_secret_access_key": "fake-secret",
+        },
+        bad_credentials={"aws_secret_access_key": "not-the-secret"},
+        rate_limited=throttled,
+        tool_results=_anthropic_results,
     ),
 ]

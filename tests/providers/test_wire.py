@@ -32,9 +32,7 @@ def conversation() -> list[Message]:
 
 
 def test_openai_body_shape() -> None:
-    req = ModelRequest(
-        system="Be brief.", messages=conversation(), tools=[CLOCK], max_tokens=300, temperature=0.2
-    )
+    req = ModelRequest(system="Be brief.", messages=conversation(), tools=[CLOCK], max_tokens=300, temperature=0.2)
     body = chat_completions_body(req, model="gpt-4o-mini", stream=True)
     assert body["model"] == "gpt-4o-mini"
     assert body["max_tokens"] == 300 and "max_completion_tokens" not in body
@@ -63,9 +61,7 @@ def test_openai_body_shape() -> None:
     assert openai_protocol_problems(body) == []
 
 
-def test_openai_assistant_without_text_has_null_content_and_reasoning_models_get_max_completion_tokens() -> (
-    None
-):
+def test_openai_assistant_without_text_has_null_content_and_reasoning_models_get_max_completion_tokens() -> None:
     req = ModelRequest(
         system="",
         messages=[
@@ -84,9 +80,7 @@ def test_openai_assistant_without_text_has_null_content_and_reasoning_models_get
 
 
 def test_anthropic_body_shape() -> None:
-    req = ModelRequest(
-        system="Be brief.", messages=conversation(), tools=[CLOCK], max_tokens=300, temperature=1.5
-    )
+    req = ModelRequest(system="Be brief.", messages=conversation(), tools=[CLOCK], max_tokens=300, temperature=1.5)
     body = messages_body(req, model="claude-x", stream=True)
     assert body["system"] == "Be brief."
     assert "temperature" not in body  # deprecated by the Messages API; the SDK takes none

@@ -57,9 +57,7 @@ async def test_no_tool_call_when_clock_is_not_offered_or_not_asked() -> None:
     asked = [Message.user("what time is it?")]
     assert (await c.complete(ModelRequest(system="", messages=asked, max_tokens=100))).tool_calls == ()
     other = [Message.user("hello there")]
-    assert (
-        await c.complete(ModelRequest(system="", messages=other, tools=[CLOCK], max_tokens=100))
-    ).tool_calls == ()
+    assert (await c.complete(ModelRequest(system="", messages=other, tools=[CLOCK], max_tokens=100))).tool_calls == ()
 
 
 async def test_tool_error_result_is_reported() -> None:
