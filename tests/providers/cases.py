@@ -18,6 +18,7 @@ from tests.fakes.anthropic_server import FakeAnthropicServer
 from tests.fakes.anthropic_server import rate_limited as anthropic_rate_limited
 from tests.fakes.azure_server import FakeAzureServer, azure_rate_limited
 from tests.fakes.bedrock_server import FakeBedrockServer, throttled
+from tests.fakes.gemini_server import FakeGeminiServer, resource_exhausted
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.openai_server import rate_limited as openai_rate_limited
 
@@ -45,6 +46,15 @@ class ProviderCase:
 
 def _openai_results(body: dict[str, Any]) -> list[str]:
     return [m["content"] for m in body["messages"] if m["role"] == "tool"]
+
+
+def _gemini_results(body: dict[str, Any]) -> list[str]:
+    return [
+        json.dumps(p["functionResponse"]["response"])
+        for c in body["contents"]
+        for p in c["parts"]
+        if "functionResponse" in p
+    ]
 
 
 def _anthropic_results(body: dict[str, Any]) -> list[str]:
@@ -106,5 +116,18 @@ CASES: list[ProviderCase] = [
         bad_credentials={"aws_secret_access_key": "not-the-secret"},
         rate_limited=throttled,
         tool_results=_anthropic_results,
+    ),
+    ProviderCase(
+        name="gemini",
+        server=lambda **kw: FakeGeminiServer(**kw),
+        model=lambda fake: {
+            "provider": "gemini",
+            "model": "gemini-2.5-flash",
+            "base_url": fake.base_url,
+            "api_key": "gemini-test-key",
+        },
+        bad_credentials={"api_key": "wrong-key"},
+        rate_limited=resource_exhausted,
+        tool_results=_gemini_results,
     ),
 ]
