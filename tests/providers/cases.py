@@ -18,6 +18,7 @@ from tests.fakes.anthropic_server import FakeAnthropicServer
 from tests.fakes.anthropic_server import rate_limited as anthropic_rate_limited
 from tests.fakes.azure_server import FakeAzureServer, azure_rate_limited
 from tests.fakes.bedrock_server import FakeBedrockServer, throttled
+from tests.fakes.cohere_server import FakeCohereServer, too_many_requests
 from tests.fakes.gemini_server import FakeGeminiServer, resource_exhausted
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.openai_server import rate_limited as openai_rate_limited
@@ -129,5 +130,18 @@ CASES: list[ProviderCase] = [
         bad_credentials={"api_key": "wrong-key"},
         rate_limited=resource_exhausted,
         tool_results=_gemini_results,
+    ),
+    ProviderCase(
+        name="cohere",
+        server=lambda **kw: FakeCohereServer(**kw),
+        model=lambda fake: {
+            "provider": "cohere",
+            "model": "command-a-03-2025",
+            "base_url": fake.base_url,
+            "api_key": "cohere-test-key",
+        },
+        bad_credentials={"api_key": "wrong-key"},
+        rate_limited=too_many_requests,
+        tool_results=_openai_results,
     ),
 ]
