@@ -19,6 +19,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, SecretStr, create_model
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
@@ -63,6 +64,16 @@ def _is_secret(annotation: Any) -> bool:
     return any(_is_secret(a) for a in typing.get_args(annotation))
 
 
+def _reads_back(value: str) -> bool:
+    """Plain ``value`` is read back by YAML as the same string (not a date, number or bool)."""
+    if value == "...":  # the placeholder of a required value
+        return True
+    try:
+        return bool(yaml.safe_load(value) == value)
+    except yaml.YAMLError:
+        return False
+
+
 def _scalar(value: Any) -> str:
     if value is None:
         return "null"
@@ -71,7 +82,12 @@ def _scalar(value: Any) -> str:
     if isinstance(value, str):
         return (
             json.dumps(value, ensure_ascii=False)
-            if (not value or any(c in value for c in ":#{}[],&*!|>'\"%@`") or value != value.strip())
+            if (
+                not value
+                or any(c in value for c in ":#{}[],&*!|>'\"%@`")
+                or value != value.strip()
+                or not _reads_back(value)
+            )
             else value
         )
     if isinstance(value, tuple):

@@ -104,3 +104,12 @@ def test_its_options_appear_in_the_installed_reference(install: Install) -> None
     assert "    # What every answer starts with.\n    prefix: ...   # required\n" in installed
     assert "    token: ${PARROT_EXAMPLE_TOKEN}   # required\n" in installed
     assert "parrot" not in render_reference()
+
+
+def test_the_reference_reads_back_as_the_strings_it_shows() -> None:
+    """A version like 2024-10-21 must be quoted, or YAML reads a date that the option then refuses."""
+    import yaml
+
+    models = yaml.safe_load(render_reference())["models"]
+    assert models["azure_example"]["api_version"] == "2024-10-21"
+    assert models["gemini_example"]["api_version"] == "v1beta"
