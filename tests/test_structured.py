@@ -10,9 +10,9 @@ import pytest
 from botframework.errors import AuthError, BadRequestError, ServerError
 from botframework.models.base import Usage
 from botframework.models.breaker import CircuitBreaker
-from botframework.models.openai_provider import OpenAIClient
 from botframework.models.router import ModelRouter
 from botframework.structured import StructuredCall, extract_json, run_structured
+from providers.openai.client import OpenAIClient
 from tests.fakes import Reply
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.models.helpers import RecordingObserver, ScriptedClient, Sleeps, config, ok

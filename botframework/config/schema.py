@@ -103,9 +103,9 @@ class ModelConfig(_Strict):
     ``config_model`` subclasses this), and validates ``models.<name>`` with its own model."""
 
     provider: Name
-    """The provider plugin (entry point group ``botframework.providers``): ``openai`` (any
-    OpenAI-compatible endpoint), ``anthropic``, ``offline``, or one from an installed package."""
-    model: str = Field("offline-echo", min_length=1)
+    """The provider plugin: an entry point name of the group ``botframework.providers``, shipped
+    with botframework or from an installed package (see the providers in the README)."""
+    model: str = Field(min_length=1)
     """The provider's model id."""
     base_url: HttpUrl | None = None
     """Endpoint; defaults to the provider's public API."""
@@ -127,9 +127,16 @@ class ModelConfig(_Strict):
     supports_tools: bool = True
     """False: no tool schemas are sent to this model."""
     headers: dict[str, str] = Field(default_factory=dict)
-    """Extra HTTP headers for every request (e.g. an Azure api-version gateway header)."""
+    """Extra HTTP headers for every request (e.g. a gateway's routing or tenant header)."""
     tier: Name = "standard"
     """Cost tier label (e.g. small, standard, large); helpers may restrict themselves to some tiers."""
+
+    def tiktoken_model(self) -> str | None:
+        """The model id whose tiktoken encoding counts this model's tokens when ``encoding`` is not
+        set, or None when the provider's models have none (they are then counted with the bundled
+        fallback encoding plus ``budget.fallback_margin``, calibrated against reported usage).
+        A provider whose model ids are not OpenAI model names overrides this."""
+        return self.model
 
     @model_validator(mode="wrap")
     @classmethod

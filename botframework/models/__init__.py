@@ -1,7 +1,8 @@
-"""The model layer: providers behind one contract, error classification, and the fallback router.
+"""The model layer: the provider contract, error classification, and the fallback router.
 
-Import the SDK providers from their modules (``botframework.models.openai_provider``...) or build
-them from config with :func:`build_client`; this package itself stays light (no SDK imports).
+Providers are plugins (entry point group ``botframework.providers``; the shipped ones live in the
+``providers`` package): build one from config with :func:`build_client`. This package names no
+provider and imports no vendor SDK.
 """
 
 from botframework.models.base import (

@@ -1,25 +1,26 @@
-"""Turn SDK exceptions, HTTP statuses and error bodies into :mod:`botframework.errors` ModelErrors.
+"""Turn HTTP statuses, error bodies and exceptions into :mod:`botframework.errors` ModelErrors.
+
+Provider-neutral: no SDK is imported here. Each provider plugin declares one
+:class:`ExceptionTable` (its ``errors`` module) saying which of its SDK's exception types carry an
+HTTP answer, which are timeouts or connection failures, and how to read status, body and headers
+off them; :meth:`ExceptionTable.classify` does the rest the same way for every provider.
 
 Order of evidence: machine-readable error codes/types first (``insufficient_quota`` on a 429 is a
 billing problem, not a rate limit), then the HTTP status, and message patterns last, only to refine
-a generic status (a bare 400) or a status-less in-stream error. The patterns cover the wording of
-OpenAI, Azure, Anthropic and the common OpenAI-compatible servers (vLLM, llama.cpp, Ollama,
-DeepSeek, Qwen, Moonshot).
+a generic status (a bare 400) or a status-less in-stream error. The codes and patterns cover the
+wording of the hosted APIs we ship providers for and of the common OpenAI-compatible servers
+(vLLM, llama.cpp, Ollama, DeepSeek, Qwen, Moonshot).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-
-import anthropic
-import httpx
-import httpx2
-import openai
 
 from botframework.errors import (
     ContextOverflowError,
@@ -33,6 +34,8 @@ from botframework.errors import (
 )
 
 __all__ = [
+    "ExceptionTable",
+    "HttpAnswer",
     "classify_exception",
     "classify_response",
     "error_fields",
@@ -143,6 +146,16 @@ _OVERFLOW_NUMBERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?P<req>\d+) tokens > (?P<limit>\d+) maximum", re.IGNORECASE), "req_first"),
     # Anthropic: "input length and `max_tokens` exceed context limit: 197626 + 21333 > 200000"
     (re.compile(r"(?P<a>\d+) \+ (?P<b>\d+) > (?P<limit>\d+)"), "sum"),
+    # Gemini: "The input token count (1234567) exceeds the maximum number of tokens allowed (1048576)."
+    (
+        re.compile(
+            r"input token count \((?P<req>\d+)\) exceeds the maximum number of tokens allowed \((?P<limit>\d+)\)",
+            re.IGNORECASE,
+        ),
+        "req_first",
+    ),
+    # Cohere: "too many tokens: total number of tokens (prompt and prediction) cannot exceed 2048 - received 6354"
+    (re.compile(r"cannot exceed (?P<limit>\d+) - received (?P<req>\d+)", re.IGNORECASE), "req_first"),
     # llama.cpp: "request (9000 tokens) exceeds the available context size (8192 tokens)"
     (
         re.compile(
@@ -243,8 +256,11 @@ def classify_response(
     headers: Mapping[str, str] | None = None,
     message: str = "",
     model: str = "",
+    codes: Mapping[str, ErrorKind] | None = None,
 ) -> ModelError:
-    """The ModelError for an error answer: an HTTP status (None for an in-stream error) and its body."""
+    """The ModelError for an error answer: an HTTP status (None for an in-stream error) and its body.
+
+    ``codes``: a provider's own error codes (lower-case), consulted before the common ones."""
     code, etype, body_message = error_fields(body)
     text = body_message or message
     if body_message and message and body_message not in message:
@@ -253,7 +269,9 @@ def classify_response(
     if status is not None and status < 400:
         status = None
 
-    kind = _kind_from_code(code, etype)
+    kind = _kind_from_code(code, etype, table=codes) if codes else None
+    if kind is None:
+        kind = _kind_from_code(code, etype)
     if kind is None and status is not None:
         kind = _STATUS_KINDS.get(status)
         if kind is ErrorKind.RATE_LIMITED and _kind_from_message(text, only=_BILLING_ONLY):
@@ -285,27 +303,51 @@ def classify_response(
 
 _BILLING_ONLY = frozenset({ErrorKind.BILLING})
 
-_STATUS_ERRORS = (openai.APIStatusError, anthropic.APIStatusError)
-_TIMEOUTS = (
-    openai.APITimeoutError,
-    anthropic.APITimeoutError,
-    httpx.TimeoutException,
-    httpx2.TimeoutException,
-    TimeoutError,
-    asyncio.TimeoutError,
-)
-_CONNECTION = (
-    openai.APIConnectionError,
-    anthropic.APIConnectionError,
-    httpx.TransportError,
-    httpx2.TransportError,
-    ConnectionError,
-)
-_API_ERRORS = (openai.APIError, anthropic.APIError)
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpAnswer:
+    """What an SDK exception says about the HTTP answer that caused it."""
+
+    status: int | None
+    body: object = None
+    headers: Mapping[str, str] | None = None
+    message: str = ""
 
 
-def classify_exception(exc: BaseException, *, model: str = "", timeout_s: float | None = None) -> ModelError | None:
-    """The ModelError for an exception raised by an SDK or its transport; None if it is not one of theirs.
+Exceptions = tuple[type[BaseException], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExceptionTable:
+    """One SDK's exceptions -> ModelErrors. A provider's ``errors`` module declares one.
+
+    Checked in this order: ``answered`` (an HTTP error answer, read by ``read_answer``), ``timeouts``,
+    ``connection`` (could not connect, or the connection dropped), then ``other`` (the SDK's other
+    errors, e.g. an error event inside a stream, classified by their message and ``read_answer``).
+    Python's own ``TimeoutError`` and ``ConnectionError`` are always recognised.
+    """
+
+    answered: Exceptions = ()
+    read_answer: Callable[[BaseException], HttpAnswer] = lambda exc: HttpAnswer(status=None, message=str(exc))
+    timeouts: Exceptions = ()
+    connection: Exceptions = ()
+    other: Exceptions = ()
+    codes: Mapping[str, ErrorKind] = field(default_factory=dict)
+    """The provider's own error codes or types (lower-case) and what they mean, before the common ones."""
+
+    def classify(self, exc: BaseException, *, model: str = "", timeout_s: float | None = None) -> ModelError | None:
+        """The ModelError for ``exc``; None when it is none of these (a bug: let it propagate)."""
+        return classify_exception(exc, model=model, timeout_s=timeout_s, table=self)
+
+
+_NO_SDK = ExceptionTable()
+
+
+def classify_exception(
+    exc: BaseException, *, model: str = "", timeout_s: float | None = None, table: ExceptionTable = _NO_SDK
+) -> ModelError | None:
+    """The ModelError for an exception raised by an SDK (described by ``table``) or its transport;
+    None if it is not one of theirs.
 
     Raise the result ``from exc`` at the boundary. Cancellation is never classified.
     """
@@ -313,20 +355,33 @@ def classify_exception(exc: BaseException, *, model: str = "", timeout_s: float 
         return None
     if isinstance(exc, ModelError):
         return exc
-    if isinstance(exc, _STATUS_ERRORS):
-        headers = dict(exc.response.headers) if exc.response is not None else None
+    if table.answered and isinstance(exc, table.answered):
+        answer = table.read_answer(exc)
         return classify_response(
-            status=exc.status_code, body=exc.body, headers=headers, message=exc.message, model=model
+            status=answer.status,
+            body=answer.body,
+            headers=answer.headers,
+            message=answer.message,
+            model=model,
+            codes=table.codes,
         )
-    if isinstance(exc, _TIMEOUTS):
+    if isinstance(exc, (*table.timeouts, TimeoutError, asyncio.TimeoutError)):
         limit = f" after {timeout_s:g}s" if timeout_s is not None else ""
         return ModelTimeoutError(f"no complete answer{limit} ({type(exc).__name__})", model=model)
-    if isinstance(exc, _CONNECTION):
+    if isinstance(exc, (*table.connection, ConnectionError)):
         reason = str(exc) or type(exc).__name__
         cause = exc.__cause__ or exc.__context__
         if cause is not None and str(cause) and str(cause) not in reason:
             reason = f"{reason} ({type(cause).__name__}: {cause})"
         return ModelConnectionError(f"connection failed or dropped: {reason}", model=model)
-    if isinstance(exc, _API_ERRORS):
-        return classify_response(status=None, body=getattr(exc, "body", None), message=str(exc), model=model)
+    if table.other and isinstance(exc, table.other):
+        answer = table.read_answer(exc)
+        return classify_response(
+            status=None,
+            body=answer.body,
+            headers=answer.headers,
+            message=answer.message or str(exc),
+            model=model,
+            codes=table.codes,
+        )
     return None

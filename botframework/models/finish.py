@@ -27,6 +27,11 @@ _ALIASES: dict[str, FinishReason] = {
     "content_filter": "content_filter",
     "refusal": "content_filter",
     "safety": "content_filter",
+    "recitation": "content_filter",
+    "blocklist": "content_filter",
+    "prohibited_content": "content_filter",
+    "spii": "content_filter",
+    "image_safety": "content_filter",
 }
 
 

@@ -1,4 +1,8 @@
-"""The boundary shared by the SDK-backed providers (OpenAI-compatible, Anthropic)."""
+"""The boundary shared by providers built on a vendor SDK: one deadline, one error translation.
+
+A provider subclasses :class:`SdkClient`, sets ``errors`` to its SDK's
+:class:`~botframework.models.classify.ExceptionTable` and implements ``_stream`` and ``_once``.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,11 @@ import asyncio
 import json
 from abc import abstractmethod
 from contextvars import ContextVar
+from typing import ClassVar
 
 from botframework.errors import ModelError, ModelTimeoutError, ServerError
 from botframework.models.base import ModelClient, ModelRequest, ModelResponse, TextCallback, Usage
-from botframework.models.classify import classify_exception
+from botframework.models.classify import ExceptionTable, classify_exception
 
 __all__ = ["SdkClient"]
 
@@ -22,6 +27,9 @@ class SdkClient(ModelClient):
     """One deadline (``timeout_s``) for the whole call, stream included, and every SDK or transport
     error translated into the error tree at this one place. A call that fails after the provider
     reported usage (:meth:`saw_usage`) raises a ModelError carrying it, for the ledger."""
+
+    errors: ClassVar[ExceptionTable] = ExceptionTable()
+    """How this provider's SDK exceptions map to ModelErrors (its ``errors`` module)."""
 
     async def complete(self, request: ModelRequest, *, on_text: TextCallback | None = None) -> ModelResponse:
         seen: list[Usage] = []
@@ -58,7 +66,7 @@ class SdkClient(ModelClient):
                 f"no complete answer within timeout_s={self.config.timeout_s:g}", model=self.name
             ) from exc
         except Exception as exc:
-            error = classify_exception(exc, model=self.name, timeout_s=self.config.timeout_s)
+            error = classify_exception(exc, model=self.name, timeout_s=self.config.timeout_s, table=self.errors)
             if error is None:
                 raise
             raise error from exc

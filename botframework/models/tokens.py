@@ -1,6 +1,6 @@
 """The offline cl100k_base encoding, loaded once off the event loop.
 
-Used by the offline provider and the fake model servers for plausible token counts. (The budget
+Used by stand-in models and fake model servers for plausible token counts. (The budget
 engine owns real per-model counting and calibration; this is only a stand-in counter.)
 """
 

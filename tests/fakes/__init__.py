@@ -198,6 +198,7 @@ class FakeModelServer:
         self.steps: deque[Step] = deque()
         self.requests: list[RecordedRequest] = []
         self.protocol_errors: list[list[str]] = []
+        self.auth_errors: list[str] = []
         self._closing = asyncio.Event()
         self._arrived = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -290,8 +291,12 @@ class FakeModelServer:
         self.requests.append(recorded)
         async with self._arrived:
             self._arrived.notify_all()
-        if request.method != "POST" or request.path != self.route:
+        if request.method != "POST" or not self.route_matches(request):
             return web.json_response(self.not_found_body(request.path), status=404)
+        refused = self.auth_problem(request)
+        if refused is not None:
+            self.auth_errors.append(refused.text or str(refused.status))
+            return refused
         if not isinstance(body, dict):
             return web.json_response(self.invalid_request_body("the body must be a JSON object"), status=400)
         if self.validate:
@@ -306,10 +311,10 @@ class FakeModelServer:
         step = await self._next_step(recorded)
         if isinstance(step, Fail):
             return self.fail_response(step)
-        if isinstance(step, Hang) and not recorded.stream:
+        if isinstance(step, Hang) and not self.is_stream(recorded):
             await self.hang(step.seconds)
             return web.Response(status=504)
-        if isinstance(step, Disconnect) and not recorded.stream:
+        if isinstance(step, Disconnect) and not self.is_stream(recorded):
             self.drop(request)
             return web.Response(status=500)
         return await self.render(request, recorded, step)
@@ -348,6 +353,16 @@ class FakeModelServer:
         return response
 
     # -- protocol hooks (subclasses) -------------------------------------------------------
+    def route_matches(self, request: web.Request) -> bool:
+        return request.path == self.route
+
+    def auth_problem(self, request: web.Request) -> web.Response | None:
+        """The vendor's refusal when the request's credentials are missing or wrong (checked first)."""
+        return None
+
+    def is_stream(self, recorded: RecordedRequest) -> bool:
+        return recorded.stream
+
     def protocol_problems(self, body: dict[str, Any]) -> list[str]:
         raise NotImplementedError
 

@@ -341,7 +341,7 @@ class FakeAnthropicServer(FakeModelServer):
     async def render(self, request: web.Request, recorded: RecordedRequest, step: Step) -> web.StreamResponse:
         model = getattr(step, "model", None) or recorded.body.get("model") or self.model
         mid = self.next_id("msg_fake_")
-        if not recorded.stream:
+        if not self.is_stream(recorded):
             assert isinstance(step, Reply), f"{type(step).__name__} needs a streaming request"
             content: list[dict[str, Any]] = [{"type": "text", "text": step.text}] if step.text else []
             for call in step.tool_calls:

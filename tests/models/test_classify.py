@@ -6,7 +6,6 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 
 from botframework.errors import (
@@ -16,6 +15,8 @@ from botframework.errors import (
     RateLimitedError,
 )
 from botframework.models.classify import (
+    ExceptionTable,
+    HttpAnswer,
     classify_exception,
     classify_response,
     overflow_numbers,
@@ -224,12 +225,41 @@ def test_parse_retry_after_variants() -> None:
     assert parse_retry_after(None, "nothing here") is None
 
 
-def test_classify_exception_transport_errors() -> None:
-    request = httpx.Request("POST", "http://x")
-    drop = classify_exception(httpx.RemoteProtocolError("peer closed connection", request=request), model="m")
-    assert drop is not None and drop.kind is ErrorKind.CONNECTION and "peer closed" in str(drop)
-    slow = classify_exception(httpx.ReadTimeout("read timed out", request=request), model="m", timeout_s=3)
+def test_classify_exception_without_an_sdk_table() -> None:
+    """Python's own timeouts and connection errors are always recognised; anything else is a bug."""
+    slow = classify_exception(TimeoutError(), model="m", timeout_s=3)
     assert isinstance(slow, ModelTimeoutError) and "3s" in str(slow)
-    assert classify_exception(TimeoutError(), model="m") is not None
+    reset = classify_exception(ConnectionResetError("reset by peer"), model="m")
+    assert reset is not None and reset.kind is ErrorKind.CONNECTION and "reset by peer" in str(reset)
     assert classify_exception(asyncio.CancelledError()) is None
     assert classify_exception(KeyError("bug")) is None
+
+
+class _VendorStatus(Exception):
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status, self.body = status, body
+
+
+class _VendorDrop(Exception):
+    pass
+
+
+TABLE = ExceptionTable(
+    answered=(_VendorStatus,),
+    read_answer=lambda exc: HttpAnswer(
+        status=exc.status if isinstance(exc, _VendorStatus) else None,
+        body=exc.body if isinstance(exc, _VendorStatus) else None,
+        headers={"retry-after": "7"},
+        message=str(exc),
+    ),
+    connection=(_VendorDrop,),
+)
+
+
+def test_a_provider_table_maps_its_sdk_exceptions() -> None:
+    limited = TABLE.classify(_VendorStatus(429, oai("slow down", code="rate_limit_exceeded")), model="m")
+    assert isinstance(limited, RateLimitedError) and limited.retry_after == 7.0
+    dropped = TABLE.classify(_VendorDrop("stream cut"), model="m")
+    assert dropped is not None and dropped.kind is ErrorKind.CONNECTION and "stream cut" in str(dropped)
+    assert TABLE.classify(ValueError("bug"), model="m") is None

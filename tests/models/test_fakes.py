@@ -9,9 +9,9 @@ import aiohttp
 
 from botframework.errors import BadRequestError
 from botframework.messages import Message, ToolCall
-from botframework.models.anthropic_provider import AnthropicClient
 from botframework.models.base import ModelRequest
-from botframework.models.openai_provider import OpenAIClient
+from providers.anthropic.client import AnthropicClient
+from providers.openai.client import OpenAIClient
 from tests.fakes import Hang, RecordedRequest, Reply, Step
 from tests.fakes.anthropic_server import FakeAnthropicServer
 from tests.fakes.openai_server import FakeOpenAIServer

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from botframework.models.anthropic_provider import AnthropicClient
-from botframework.models.offline_provider import OfflineClient
-from botframework.models.openai_provider import OpenAIClient
 from botframework.models.registry import build_client
+from providers.anthropic.client import AnthropicClient
+from providers.offline.client import OfflineClient
+from providers.openai.client import OpenAIClient
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.models.helpers import config, request
 

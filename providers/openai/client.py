@@ -4,16 +4,20 @@ Covers OpenAI, Azure OpenAI (via its v1-compatible base URL), DeepSeek, Qwen, Mo
 Ollama and llama.cpp servers. The SDK's own retries are off (``max_retries=0``): the router owns
 retries and fallbacks. Streaming asks for usage (``stream_options.include_usage``); tool-call
 fragments are accumulated by index; a stream that ends without a finish reason, or drops, raises.
+
+The body is built by :mod:`providers.openai.wire` (stored messages' wire forms cached per client)
+and handed to the SDK as finished JSON (``post(..., content=...)``): the SDK keeps transport,
+auth, streaming, response types and errors, but does not walk the messages through its typed
+request transform on every call, which cost most of a long conversation's CPU per turn.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, ClassVar
 
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.completion_usage import CompletionUsage
-from pydantic import SecretStr
 
 from botframework.config.schema import ModelConfig
 from botframework.errors import ServerError
@@ -22,9 +26,11 @@ from botframework.models.base import ModelRequest, ModelResponse, TextCallback, 
 from botframework.models.sdk_client import SdkClient
 from botframework.models.streaming import ToolCallAccumulator, build_response, new_call_id
 from botframework.models.textcalls import TextCallFilter
-from botframework.models.wire_openai import chat_completions_body
+from providers.openai.config import OpenAIModelConfig
+from providers.openai.errors import OPENAI_ERRORS
+from providers.openai.wire import CachedWire, chat_completions_body
 
-__all__ = ["OpenAIClient", "OpenAIModelConfig"]
+__all__ = ["OpenAIClient"]
 
 
 def _usage(raw: CompletionUsage | None) -> Usage:
@@ -35,22 +41,20 @@ def _usage(raw: CompletionUsage | None) -> Usage:
     return Usage(input_tokens=raw.prompt_tokens or 0, output_tokens=raw.completion_tokens or 0, cached_tokens=cached)
 
 
-class OpenAIModelConfig(ModelConfig):
-    """``provider: openai``: the common model options; an API key is required."""
-
-    api_key: SecretStr
-    """Credential (use ``${VAR}``)."""
-
-
 class OpenAIClient(SdkClient):
-    config_model = OpenAIModelConfig
+    config_model: ClassVar[type[ModelConfig]] = OpenAIModelConfig
+    errors = OPENAI_ERRORS
 
     def __init__(self, *, name: str, config: ModelConfig) -> None:
         super().__init__(name=name, config=config)
+        self.sdk = self._sdk(config)
+        self.wire = CachedWire()
+
+    def _sdk(self, config: ModelConfig) -> openai.AsyncOpenAI:
         kwargs: dict[str, Any] = {}
         if config.base_url:
             kwargs["base_url"] = config.base_url
-        self.sdk = openai.AsyncOpenAI(
+        return openai.AsyncOpenAI(
             api_key=config.api_key.get_secret_value() if config.api_key is not None else "",
             max_retries=0,
             timeout=config.timeout_s,
@@ -59,11 +63,21 @@ class OpenAIClient(SdkClient):
         )
 
     def body(self, request: ModelRequest, *, stream: bool) -> dict[str, Any]:
-        return chat_completions_body(request, model=self.config.model, stream=stream)
+        return chat_completions_body(request, model=self.config.model, stream=stream, wire=self.wire)
+
+    async def _send(self, request: ModelRequest, *, stream: bool) -> Any:
+        """POST the body, JSON already written, through the SDK (a ChatCompletion, or a stream)."""
+        return await self.sdk.post(
+            "/chat/completions",
+            cast_to=ChatCompletion,
+            content=self.wire.encode(self.body(request, stream=stream)),
+            options={"security": {"bearer_auth": True}},
+            stream=stream,
+            stream_cls=openai.AsyncStream[ChatCompletionChunk],
+        )
 
     async def _once(self, request: ModelRequest) -> ModelResponse:
-        completions = cast(Any, self.sdk.chat.completions)
-        result: ChatCompletion = await completions.create(**self.body(request, stream=False))
+        result: ChatCompletion = await self._send(request, stream=False)
         if not result.choices:
             raise ServerError("the response has no choices", model=self.name)
         choice = result.choices[0]
@@ -88,8 +102,7 @@ class OpenAIClient(SdkClient):
         )
 
     async def _stream(self, request: ModelRequest, on_text: TextCallback) -> ModelResponse:
-        completions = cast(Any, self.sdk.chat.completions)
-        stream: openai.AsyncStream[ChatCompletionChunk] = await completions.create(**self.body(request, stream=True))
+        stream: openai.AsyncStream[ChatCompletionChunk] = await self._send(request, stream=True)
         text = TextCallFilter(on_text, tool_names=[t.name for t in request.tools], active=bool(request.tools))
         calls = ToolCallAccumulator()
         finish: str | None = None

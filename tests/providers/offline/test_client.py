@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from botframework.messages import Message, ToolSpec
 from botframework.models.base import ModelRequest
-from botframework.models.offline_provider import OFFLINE_LABEL, OfflineClient, asks_for_time
 from botframework.models.tokens import count_chat_tokens, encoding
+from providers.offline.client import OFFLINE_LABEL, OfflineClient, asks_for_time
 from tests.models.helpers import config
 
 CLOCK = ToolSpec(name="clock", description="The current date and time.")
@@ -57,9 +57,7 @@ async def test_no_tool_call_when_clock_is_not_offered_or_not_asked() -> None:
     asked = [Message.user("what time is it?")]
     assert (await c.complete(ModelRequest(system="", messages=asked, max_tokens=100))).tool_calls == ()
     other = [Message.user("hello there")]
-    assert (
-        await c.complete(ModelRequest(system="", messages=other, tools=[CLOCK], max_tokens=100))
-    ).tool_calls == ()
+    assert (await c.complete(ModelRequest(system="", messages=other, tools=[CLOCK], max_tokens=100))).tool_calls == ()
 
 
 async def test_tool_error_result_is_reported() -> None:

@@ -10,12 +10,16 @@ classified like the same error on a fresh request.
 (Anthropic reports them apart), so it compares with the budget engine's estimate;
 ``cached_tokens`` is the cache-read part. ``base_url`` is the API root without ``/v1`` (the SDK
 adds ``/v1/messages``); a trailing ``/v1`` is tolerated.
+
+The body is built by :mod:`providers.anthropic.wire` (stored messages' blocks cached per client)
+and handed to the SDK as finished JSON (``post(..., content=...)``): the SDK keeps transport,
+auth, streaming, response types and errors without walking the messages again on every call.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from typing import Any, ClassVar
 
 import anthropic
 from anthropic.types import (
@@ -30,7 +34,6 @@ from anthropic.types import (
     ToolUseBlock,
 )
 from anthropic.types import Message as AnthropicMessage
-from pydantic import SecretStr
 
 from botframework.config.schema import ModelConfig
 from botframework.messages import ToolCall
@@ -38,9 +41,11 @@ from botframework.models.base import ModelRequest, ModelResponse, TextCallback, 
 from botframework.models.sdk_client import SdkClient
 from botframework.models.streaming import ToolCallAccumulator, build_response
 from botframework.models.textcalls import TextCallFilter
-from botframework.models.wire_anthropic import messages_body
+from providers.anthropic.config import AnthropicModelConfig
+from providers.anthropic.errors import ANTHROPIC_ERRORS
+from providers.anthropic.wire import CachedWire, messages_body
 
-__all__ = ["AnthropicClient", "AnthropicModelConfig", "anthropic_base_url"]
+__all__ = ["AnthropicClient", "anthropic_base_url"]
 
 
 def anthropic_base_url(url: str) -> str:
@@ -56,22 +61,20 @@ def _prompt_tokens(usage: Any) -> int:
     )
 
 
-class AnthropicModelConfig(ModelConfig):
-    """``provider: anthropic``: the common model options; an API key is required."""
-
-    api_key: SecretStr
-    """Credential (use ``${VAR}``)."""
-
-
 class AnthropicClient(SdkClient):
-    config_model = AnthropicModelConfig
+    config_model: ClassVar[type[ModelConfig]] = AnthropicModelConfig
+    errors = ANTHROPIC_ERRORS
 
     def __init__(self, *, name: str, config: ModelConfig) -> None:
         super().__init__(name=name, config=config)
+        self.sdk = self._sdk(config)
+        self.wire = CachedWire()
+
+    def _sdk(self, config: ModelConfig) -> anthropic.AsyncAnthropic | anthropic.AsyncAnthropicBedrock:
         kwargs: dict[str, Any] = {}
         if config.base_url:
             kwargs["base_url"] = anthropic_base_url(config.base_url)
-        self.sdk = anthropic.AsyncAnthropic(
+        return anthropic.AsyncAnthropic(
             api_key=config.api_key.get_secret_value() if config.api_key is not None else "",
             max_retries=0,
             timeout=config.timeout_s,
@@ -80,11 +83,20 @@ class AnthropicClient(SdkClient):
         )
 
     def body(self, request: ModelRequest, *, stream: bool) -> dict[str, Any]:
-        return messages_body(request, model=self.config.model, stream=stream)
+        return messages_body(request, model=self.config.model, stream=stream, wire=self.wire)
+
+    async def _send(self, request: ModelRequest, *, stream: bool) -> Any:
+        """POST the body, JSON already written, through the SDK (a Message, or a stream)."""
+        return await self.sdk.post(
+            "/v1/messages",
+            cast_to=AnthropicMessage,
+            content=self.wire.encode(self.body(request, stream=stream)),
+            stream=stream,
+            stream_cls=anthropic.AsyncStream[RawMessageStreamEvent],
+        )
 
     async def _once(self, request: ModelRequest) -> ModelResponse:
-        messages = cast(Any, self.sdk.messages)
-        result: AnthropicMessage = await messages.create(**self.body(request, stream=False))
+        result: AnthropicMessage = await self._send(request, stream=False)
         texts: list[str] = []
         native: list[ToolCall] = []
         for block in result.content:
@@ -110,8 +122,7 @@ class AnthropicClient(SdkClient):
         )
 
     async def _stream(self, request: ModelRequest, on_text: TextCallback) -> ModelResponse:
-        messages = cast(Any, self.sdk.messages)
-        stream: anthropic.AsyncStream[RawMessageStreamEvent] = await messages.create(**self.body(request, stream=True))
+        stream: anthropic.AsyncStream[RawMessageStreamEvent] = await self._send(request, stream=True)
         text = TextCallFilter(on_text, tool_names=[t.name for t in request.tools], active=bool(request.tools))
         calls = ToolCallAccumulator()
         tool_blocks: dict[int, int] = {}

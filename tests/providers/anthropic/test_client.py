@@ -18,8 +18,8 @@ from botframework.errors import (
     RateLimitedError,
 )
 from botframework.messages import Message, ToolCall, ToolSpec
-from botframework.models.anthropic_provider import AnthropicClient, anthropic_base_url
 from botframework.models.base import ModelRequest
+from providers.anthropic.client import AnthropicClient, anthropic_base_url
 from tests.fakes import Disconnect, Hang, Reply, StreamError, ToolCallSpec, Truncated
 from tests.fakes.anthropic_server import (
     FakeAnthropicServer,
@@ -39,9 +39,7 @@ CLOCK = ToolSpec(name="clock", description="current time")
 async def client(fake_anthropic: FakeAnthropicServer) -> AsyncIterator[AnthropicClient]:
     c = AnthropicClient(
         name="claude",
-        config=config(
-            "anthropic", base_url=fake_anthropic.base_url + "/v1", model="claude-test", timeout_s=5
-        ),
+        config=config("anthropic", base_url=fake_anthropic.base_url + "/v1", model="claude-test", timeout_s=5),
     )
     yield c
     await c.close()
@@ -67,9 +65,7 @@ def test_base_url_with_or_without_v1() -> None:
 async def test_streams_text_with_usage_including_cache_reads(
     fake_anthropic: FakeAnthropicServer, client: AnthropicClient
 ) -> None:
-    fake_anthropic.push(
-        Reply(text="Bonjour à tous.", chunks=3, input_tokens=120, output_tokens=5, cached_tokens=100)
-    )
+    fake_anthropic.push(Reply(text="Bonjour à tous.", chunks=3, input_tokens=120, output_tokens=5, cached_tokens=100))
     sink = Collect()
     response = await client.complete(request("hi"), on_text=sink)
     assert response.text == sink.text == "Bonjour à tous." and len(sink.chunks) == 3
@@ -108,9 +104,22 @@ async def test_non_streaming_call(fake_anthropic: FakeAnthropicServer, client: A
     assert response.finish_reason == "tool_calls"
 
 
-async def test_accumulates_tool_use_blocks(
-    fake_anthropic: FakeAnthropicServer, client: AnthropicClient
+@pytest.mark.parametrize("stream", [True, False])
+async def test_agent_temperature_is_not_sent(
+    fake_anthropic: FakeAnthropicServer, client: AnthropicClient, stream: bool
 ) -> None:
+    """An agent with ``temperature`` set used to crash the call (the SDK takes no temperature)."""
+
+    async def sink(_: str) -> None:
+        return None
+
+    response = await client.complete(request(temperature=0.7), on_text=sink if stream else None)
+    assert response.text == "ok"
+    [sent] = fake_anthropic.requests
+    assert "temperature" not in sent.body
+
+
+async def test_accumulates_tool_use_blocks(fake_anthropic: FakeAnthropicServer, client: AnthropicClient) -> None:
     fake_anthropic.push(
         Reply(
             text="Let me check.",
@@ -134,17 +143,13 @@ async def test_malformed_tool_input_reaches_the_caller_intact(
     fake_anthropic: FakeAnthropicServer, client: AnthropicClient
 ) -> None:
     broken = '{"timezone": "Asia/Tok'
-    fake_anthropic.push(
-        Reply(tool_calls=[ToolCallSpec(name="clock", arguments=broken)], finish_reason="max_tokens")
-    )
+    fake_anthropic.push(Reply(tool_calls=[ToolCallSpec(name="clock", arguments=broken)], finish_reason="max_tokens"))
     response = await client.complete(request(tools=[CLOCK]), on_text=Collect())
     assert response.tool_calls[0].arguments == broken
     assert response.finish_reason == "length"
 
 
-async def test_tool_round_trip_is_valid_protocol(
-    fake_anthropic: FakeAnthropicServer, client: AnthropicClient
-) -> None:
+async def test_tool_round_trip_is_valid_protocol(fake_anthropic: FakeAnthropicServer, client: AnthropicClient) -> None:
     """A follow-up request with the call and its (error) result passes the fake's protocol checks."""
     fake_anthropic.push(Reply(text="It is noon."))
     req = ModelRequest(
@@ -247,9 +252,7 @@ async def test_stream_without_stop_reason_is_incomplete(
 
 
 async def test_hang_times_out(fake_anthropic: FakeAnthropicServer) -> None:
-    c = AnthropicClient(
-        name="slow", config=config("anthropic", base_url=fake_anthropic.base_url, timeout_s=0.3)
-    )
+    c = AnthropicClient(name="slow", config=config("anthropic", base_url=fake_anthropic.base_url, timeout_s=0.3))
     fake_anthropic.push(Hang(after_chunks=1))
     try:
         with pytest.raises(ModelTimeoutError):
@@ -258,9 +261,7 @@ async def test_hang_times_out(fake_anthropic: FakeAnthropicServer) -> None:
         await c.close()
 
 
-async def test_context_window_overflow_bodies(
-    fake_anthropic: FakeAnthropicServer, client: AnthropicClient
-) -> None:
+async def test_context_window_overflow_bodies(fake_anthropic: FakeAnthropicServer, client: AnthropicClient) -> None:
     fake_anthropic.context_window = 400
     big = ModelRequest(system="s", messages=[Message.user("word " * 500)], max_tokens=100)
     with pytest.raises(ContextOverflowError) as caught:

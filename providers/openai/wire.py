@@ -9,6 +9,10 @@ result text itself must say what went wrong.
 Tool messages take text only. Images a tool returned follow the tool results of their round in one
 ``user`` message (labelled with the tool and call id), so every call is still answered by its own
 ``tool`` message, in order, and the model sees the pictures before it answers.
+
+:class:`CachedWire` builds each stored message's, tool's and system prompt's wire form once per
+client (:class:`~botframework.models.wirecache.WireCache`) and writes the body's JSON from the
+pieces; :func:`chat_completions_body` without it builds everything anew (same result).
 """
 
 from __future__ import annotations
@@ -18,8 +22,17 @@ from typing import Any
 
 from botframework.messages import ImagePart, Message, TextPart, ToolSpec
 from botframework.models.base import ModelRequest
+from botframework.models.wirecache import WireCache, message_fingerprint
 
-__all__ = ["chat_completions_body", "message_to_openai", "tool_to_openai", "uses_max_completion_tokens"]
+__all__ = [
+    "CachedWire",
+    "Wire",
+    "chat_completions_body",
+    "message_to_openai",
+    "system_to_openai",
+    "tool_to_openai",
+    "uses_max_completion_tokens",
+]
 
 _REASONING_MODEL = re.compile(r"^(?:.*/)?(o\d|gpt-5)", re.IGNORECASE)
 
@@ -80,17 +93,59 @@ def tool_to_openai(tool: ToolSpec) -> dict[str, Any]:
     }
 
 
-def chat_completions_body(request: ModelRequest, *, model: str, stream: bool) -> dict[str, Any]:
+def system_to_openai(text: str) -> dict[str, Any]:
+    return {"role": "system", "content": text}
+
+
+class Wire:
+    """The wire forms of a body's pieces, built anew each time."""
+
+    def message(self, message: Message) -> dict[str, Any]:
+        return message_to_openai(message)
+
+    def tool(self, tool: ToolSpec) -> dict[str, Any]:
+        return tool_to_openai(tool)
+
+    def system(self, text: str) -> dict[str, Any]:
+        return system_to_openai(text)
+
+
+class CachedWire(Wire):
+    """Wire forms kept between calls: stored messages by id, tools, system prompts (see the module)."""
+
+    def __init__(self, cache: WireCache | None = None) -> None:
+        self.cache = cache or WireCache()
+
+    def message(self, message: Message) -> dict[str, Any]:
+        if message.id is None:
+            return message_to_openai(message)
+        return self.cache.get(("m", message.id), message_fingerprint(message), lambda: message_to_openai(message))
+
+    def tool(self, tool: ToolSpec) -> dict[str, Any]:
+        return self.cache.get(("t", id(tool)), tool, lambda: tool_to_openai(tool))
+
+    def system(self, text: str) -> dict[str, Any]:
+        return self.cache.get(("s", text), text, lambda: system_to_openai(text))
+
+    def encode(self, body: dict[str, Any]) -> bytes:
+        """The JSON of a body built with this wire: body -> messages/tools -> cached pieces."""
+        return self.cache.encode(body, depth=2)
+
+
+_FRESH = Wire()
+
+
+def chat_completions_body(request: ModelRequest, *, model: str, stream: bool, wire: Wire = _FRESH) -> dict[str, Any]:
     """The exact JSON body the OpenAI provider sends for ``request``. Pure: no I/O."""
     messages: list[dict[str, Any]] = []
     if request.system:
-        messages.append({"role": "system", "content": request.system})
+        messages.append(wire.system(request.system))
     carried: list[dict[str, Any]] = []
     for m in request.messages:
         if carried and m.role != "tool":
             messages.append({"role": "user", "content": carried})
             carried = []
-        messages.append(message_to_openai(m))
+        messages.append(wire.message(m))
         if m.role == "tool" and m.images:
             carried.append({"type": "text", "text": f"[images from tool {m.name or 'result'} ({m.tool_call_id})]"})
             carried.extend({"type": "image_url", "image_url": {"url": p.url, "detail": p.detail}} for p in m.images)
@@ -104,7 +159,7 @@ def chat_completions_body(request: ModelRequest, *, model: str, stream: bool) ->
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.tools:
-        body["tools"] = [tool_to_openai(t) for t in request.tools]
+        body["tools"] = [wire.tool(t) for t in request.tools]
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}

@@ -19,7 +19,7 @@ from botframework.errors import (
 )
 from botframework.messages import Message, ToolSpec
 from botframework.models.base import ModelRequest
-from botframework.models.openai_provider import OpenAIClient
+from providers.openai.client import OpenAIClient
 from tests.fakes import Disconnect, Hang, Reply, StreamError, ToolCallSpec, Truncated
 from tests.fakes.openai_server import (
     FakeOpenAIServer,
@@ -39,9 +39,7 @@ CLOCK = ToolSpec(name="clock", description="current time")
 async def client(fake_openai: FakeOpenAIServer) -> AsyncIterator[OpenAIClient]:
     c = OpenAIClient(
         name="main",
-        config=config(
-            base_url=fake_openai.base_url, model="gpt-test", timeout_s=5, headers={"X-Gateway": "g1"}
-        ),
+        config=config(base_url=fake_openai.base_url, model="gpt-test", timeout_s=5, headers={"X-Gateway": "g1"}),
     )
     yield c
     await c.close()
@@ -60,9 +58,7 @@ class Collect:
 
 
 async def test_streams_text_and_reports_usage(fake_openai: FakeOpenAIServer, client: OpenAIClient) -> None:
-    fake_openai.push(
-        Reply(text="Hello there, friend.", chunks=4, input_tokens=42, output_tokens=6, cached_tokens=32)
-    )
+    fake_openai.push(Reply(text="Hello there, friend.", chunks=4, input_tokens=42, output_tokens=6, cached_tokens=32))
     sink = Collect()
     response = await client.complete(request("hi"), on_text=sink)
     assert response.text == "Hello there, friend."
@@ -83,9 +79,7 @@ async def test_streams_text_and_reports_usage(fake_openai: FakeOpenAIServer, cli
     assert sent.body["max_tokens"] == 200
 
 
-async def test_usage_defaults_to_the_servers_count(
-    fake_openai: FakeOpenAIServer, client: OpenAIClient
-) -> None:
+async def test_usage_defaults_to_the_servers_count(fake_openai: FakeOpenAIServer, client: OpenAIClient) -> None:
     fake_openai.push(Reply(text="ok"))
     response = await client.complete(request("count me"), on_text=Collect())
     assert response.usage.input_tokens == count_prompt_tokens(fake_openai.requests[0].body) > 10
@@ -121,9 +115,7 @@ async def test_accumulates_streamed_tool_calls(fake_openai: FakeOpenAIServer, cl
     assert fake_openai.requests[0].body["tools"][0]["function"]["name"] == "clock"
 
 
-async def test_malformed_arguments_reach_the_caller_intact(
-    fake_openai: FakeOpenAIServer, client: OpenAIClient
-) -> None:
+async def test_malformed_arguments_reach_the_caller_intact(fake_openai: FakeOpenAIServer, client: OpenAIClient) -> None:
     broken = '{"timezone": "Europe/Par'
     fake_openai.push(Reply(tool_calls=[ToolCallSpec(name="clock", arguments=broken)]))
     response = await client.complete(request(tools=[CLOCK]), on_text=Collect())
@@ -149,9 +141,7 @@ async def test_finish_reason_aliases(
     assert response.finish_reason == expected
 
 
-async def test_content_filter_with_nothing_to_show_raises(
-    fake_openai: FakeOpenAIServer, client: OpenAIClient
-) -> None:
+async def test_content_filter_with_nothing_to_show_raises(fake_openai: FakeOpenAIServer, client: OpenAIClient) -> None:
     fake_openai.push(Reply(text="", finish_reason="content_filter"))
     with pytest.raises(ContentFilterError):
         await client.complete(request(), on_text=Collect())
@@ -162,8 +152,7 @@ async def test_text_tool_call_becomes_a_real_call_and_is_not_streamed(
 ) -> None:
     fake_openai.push(
         Reply(
-            text='One moment. <function_call>{"name": "clock", "arguments": {"timezone": "UTC"}}'
-            "</function_call>",
+            text='One moment. <function_call>{"name": "clock", "arguments": {"timezone": "UTC"}}</function_call>',
             chunks=7,
             finish_reason="stop",
         )
@@ -192,9 +181,7 @@ async def test_text_that_looks_like_a_call_stays_text_without_tools(
         (rate_limited(3), ErrorKind.RATE_LIMITED),
         (insufficient_quota(), ErrorKind.BILLING),
         (
-            openai_error(
-                401, "Incorrect API key provided", type="invalid_request_error", code="invalid_api_key"
-            ),
+            openai_error(401, "Incorrect API key provided", type="invalid_request_error", code="invalid_api_key"),
             ErrorKind.AUTH,
         ),
         (
@@ -233,9 +220,7 @@ async def test_rate_limit_carries_retry_after(fake_openai: FakeOpenAIServer, cli
     assert caught.value.retry_after == 1.5
 
 
-async def test_mid_stream_disconnect_is_a_connection_error(
-    fake_openai: FakeOpenAIServer, client: OpenAIClient
-) -> None:
+async def test_mid_stream_disconnect_is_a_connection_error(fake_openai: FakeOpenAIServer, client: OpenAIClient) -> None:
     fake_openai.push(Disconnect(text="It was the best of times", after_chunks=2))
     sink = Collect()
     with pytest.raises(ModelConnectionError):
@@ -243,9 +228,7 @@ async def test_mid_stream_disconnect_is_a_connection_error(
     assert sink.text, "text had been streamed before the drop"
 
 
-async def test_stream_without_finish_reason_is_incomplete(
-    fake_openai: FakeOpenAIServer, client: OpenAIClient
-) -> None:
+async def test_stream_without_finish_reason_is_incomplete(fake_openai: FakeOpenAIServer, client: OpenAIClient) -> None:
     fake_openai.push(Truncated(text="A short answer that stops"))
     sink = Collect()
     with pytest.raises(IncompleteStreamError) as caught:
@@ -272,9 +255,7 @@ async def test_hang_times_out_within_timeout_s(fake_openai: FakeOpenAIServer, st
         await c.close()
 
 
-async def test_real_overflow_body_from_context_window(
-    fake_openai: FakeOpenAIServer, client: OpenAIClient
-) -> None:
+async def test_real_overflow_body_from_context_window(fake_openai: FakeOpenAIServer, client: OpenAIClient) -> None:
     fake_openai.context_window = 300
     with pytest.raises(ContextOverflowError) as caught:
         await client.complete(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from botframework.messages import ImagePart, Message, TextPart, ToolCall, ToolSpec
 from botframework.models.base import ModelRequest
-from botframework.models.wire_anthropic import CONTINUATION_PLACEHOLDER, messages_body
-from botframework.models.wire_openai import chat_completions_body, uses_max_completion_tokens
+from providers.anthropic.wire import CONTINUATION_PLACEHOLDER, messages_body
+from providers.openai.wire import chat_completions_body, uses_max_completion_tokens
 from tests.fakes.anthropic_server import anthropic_protocol_problems
 from tests.fakes.openai_server import openai_protocol_problems
 
@@ -32,9 +32,7 @@ def conversation() -> list[Message]:
 
 
 def test_openai_body_shape() -> None:
-    req = ModelRequest(
-        system="Be brief.", messages=conversation(), tools=[CLOCK], max_tokens=300, temperature=0.2
-    )
+    req = ModelRequest(system="Be brief.", messages=conversation(), tools=[CLOCK], max_tokens=300, temperature=0.2)
     body = chat_completions_body(req, model="gpt-4o-mini", stream=True)
     assert body["model"] == "gpt-4o-mini"
     assert body["max_tokens"] == 300 and "max_completion_tokens" not in body
@@ -63,9 +61,7 @@ def test_openai_body_shape() -> None:
     assert openai_protocol_problems(body) == []
 
 
-def test_openai_assistant_without_text_has_null_content_and_reasoning_models_get_max_completion_tokens() -> (
-    None
-):
+def test_openai_assistant_without_text_has_null_content_and_reasoning_models_get_max_completion_tokens() -> None:
     req = ModelRequest(
         system="",
         messages=[
@@ -84,12 +80,10 @@ def test_openai_assistant_without_text_has_null_content_and_reasoning_models_get
 
 
 def test_anthropic_body_shape() -> None:
-    req = ModelRequest(
-        system="Be brief.", messages=conversation(), tools=[CLOCK], max_tokens=300, temperature=1.5
-    )
+    req = ModelRequest(system="Be brief.", messages=conversation(), tools=[CLOCK], max_tokens=300, temperature=1.5)
     body = messages_body(req, model="claude-x", stream=True)
     assert body["system"] == "Be brief."
-    assert body["temperature"] == 1.0
+    assert "temperature" not in body  # deprecated by the Messages API; the SDK takes none
     assert body["tools"] == [{"name": "clock", "description": "time", "input_schema": CLOCK.parameters}]
     msgs = body["messages"]
     assert [m["role"] for m in msgs] == ["user", "assistant", "user", "assistant", "user"]

@@ -28,8 +28,10 @@ import re
 from botframework.messages import Message, ToolCall
 from botframework.models.base import ModelClient, ModelRequest, ModelResponse, TextCallback, Usage
 from botframework.models.tokens import count_chat_tokens, encoding_async
+from providers.offline.config import OfflineModelConfig
+from providers.offline.wire import prompt_messages
 
-__all__ = ["OFFLINE_LABEL", "OfflineClient"]
+__all__ = ["OFFLINE_LABEL", "OfflineClient", "asks_for_time"]
 
 OFFLINE_LABEL = "[offline model]"
 
@@ -70,13 +72,12 @@ def _chunks(text: str, n: int) -> list[str]:
 
 
 class OfflineClient(ModelClient):
+    config_model = OfflineModelConfig
+
     async def complete(self, request: ModelRequest, *, on_text: TextCallback | None = None) -> ModelResponse:
         enc = await encoding_async()
         messages = tuple(request.messages)
-        prompt = [{"role": "system", "content": request.system}] if request.system else []
-        prompt += [
-            {"role": m.role, "content": m.text + "".join(c.name + c.arguments for c in m.tool_calls)} for m in messages
-        ]
+        prompt = prompt_messages(request)
         input_tokens = count_chat_tokens(enc, prompt)
         last = messages[-1] if messages else None
         offered = {t.name for t in request.tools}

@@ -1,0 +1,36 @@
+"""The ``openai`` SDK's exceptions -> ModelError kinds: the one table of this provider."""
+
+from __future__ import annotations
+
+import httpx
+import httpx2
+import openai
+
+from botframework.models.classify import ExceptionTable, HttpAnswer
+
+__all__ = ["OPENAI_ERRORS"]
+
+
+def _answer(exc: BaseException) -> HttpAnswer:
+    if isinstance(exc, openai.APIStatusError):
+        return HttpAnswer(
+            status=exc.status_code,
+            body=exc.body,
+            headers=dict(exc.response.headers) if exc.response is not None else None,
+            message=exc.message,
+        )
+    if isinstance(exc, openai.APIError):
+        return HttpAnswer(status=None, body=exc.body, message=str(exc))
+    return HttpAnswer(status=None, message=str(exc))
+
+
+OPENAI_ERRORS = ExceptionTable(
+    answered=(openai.APIStatusError,),
+    read_answer=_answer,
+    timeouts=(openai.APITimeoutError, httpx.TimeoutException, httpx2.TimeoutException),
+    connection=(openai.APIConnectionError, httpx.TransportError, httpx2.TransportError),
+    other=(openai.APIError,),
+)
+"""HTTP answers by status and body; timeouts; connection failures and drops (the SDK does not wrap
+a transport error raised while a stream is read, hence the httpx types); other SDK errors, such as
+an error event inside a stream, by their message."""
