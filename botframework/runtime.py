@@ -89,8 +89,9 @@ class _LateSink:
 
     async def notice(self, text: str) -> None:
         sink = self._sinks.get(self._turn_id)
-        if sink is not None:
-            await sink.notice(text)
+        notice = getattr(sink, "notice", None)  # optional: sinks written before it existed lack it
+        if notice is not None:
+            await notice(text)
 
 
 class Runtime:

@@ -135,7 +135,8 @@ class ReplySink(Protocol):
 
     async def notice(self, text: str) -> None:
         """A transient status for the user, not part of the reply (``retrying…`` once per turn while
-        the models are retried): show it until the next delta, or ignore it."""
+        the models are retried): show it until the next delta, or ignore it. Optional: a sink
+        without it (one written before it existed) still works."""
 
 
 class NullSink:
