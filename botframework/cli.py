@@ -1,4 +1,4 @@
-"""The ``botframework`` command line: serve, check-config, chat, usage, db upgrade."""
+"""The ``botframework`` command line: serve, check-config, chat, usage, login, db upgrade."""
 
 from __future__ import annotations
 
@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--config", required=True, metavar="FILE")
     u.add_argument("--tenant")
     u.add_argument("--json", action="store_true", help="a JSON array of rows")
+
+    lg = sub.add_parser("login", help="authorize a channel that needs an interactive login (e.g. scan a QR code)")
+    lg.add_argument("channel", help="the channel's key under tenants.*.channels")
+    lg.add_argument("--config", required=True, metavar="FILE")
+    lg.add_argument("--tenant", required=True)
 
     db = sub.add_parser("db", help="database maintenance")
     dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -196,6 +201,19 @@ async def _db_upgrade(config: Config) -> int:
     return 0
 
 
+async def _login(config: Config, channel: str, tenant: str) -> int:
+    from botframework.channel_commands import login_channel
+    from botframework.channel_login import TextConsole
+    from botframework.errors import LoginError
+
+    try:
+        await login_channel(config, channel=channel, tenant=tenant, console=TextConsole())
+    except LoginError as exc:
+        _say(f"login failed: {exc}", sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -215,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_usage(config, args.tenant, args.json))
         if args.command == "db":
             return asyncio.run(_db_upgrade(config))
+        if args.command == "login":
+            return asyncio.run(_login(config, args.channel, args.tenant))
     except ConfigError as exc:
         for problem in exc.problems:
             _say(str(problem), sys.stderr)
