@@ -72,7 +72,8 @@ class HeldReplies:
             self._waiters[turn_id].append(future)
             try:
                 # Registered after the read: a reply recorded in between wakes us at the next poll.
-                await asyncio.wait_for(asyncio.shield(future), min(remaining, self.poll_s))
+                async with asyncio.timeout(min(remaining, self.poll_s)):
+                    await future
             except TimeoutError:
                 pass
             finally:
