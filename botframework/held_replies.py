@@ -1,8 +1,8 @@
 """Held replies: the reply of a turn handed out by its adapter, in its answer to a vendor request.
 
 Most channels send a reply when it is ready (``deliver``). A few can only answer inside the HTTP
-response to a request the vendor makes (WeChat Official Accounts without the customer-service API
-answer "passively" in the callback response, within 5 s per try). For an adapter whose
+response to a request the vendor makes: a callback that must be answered within seconds, tried a
+few times, with no API to send anything later. For an adapter whose
 :attr:`~botframework.channel.ChannelAdapter.holds_replies` is true the core records each reply as a
 pending delivery as usual but does not send it; the adapter
 
