@@ -32,17 +32,23 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
-from botframework.errors import MediaError
+from botframework.channel_login import LoginConsole
+from botframework.channel_state import ChannelState
+from botframework.errors import LoginError, MediaError
+from botframework.health import ChannelHealth
 from botframework.render import UNLIMITED, ChannelLimit, render_chunks
 from botframework.turn import Reply, ReplySink, Turn
 
 __all__ = [
     "ChannelAdapter",
+    "ChannelHealth",
     "ChannelRuntime",
+    "ChannelState",
     "EventRef",
     "IngestResult",
     "IngestStatus",
     "Outbound",
+    "ReplyClaim",
     "Route",
 ]
 
@@ -91,6 +97,18 @@ class Outbound:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReplyClaim:
+    """Parts of a held reply (see :attr:`ChannelAdapter.holds_replies`) an adapter hands out itself now."""
+
+    outbound: Outbound
+    """The held reply as :meth:`ChannelRuntime.held_replies` returned it (``resume_from``: parts already out)."""
+    parts: int
+    """How many parts after ``outbound.resume_from`` go out now (at least 1)."""
+    complete: bool
+    """Whether those are the last parts: the reply is then sent; otherwise it stays held for the rest."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Route:
     """An HTTP route below ``/t/{tenant}/``; the server resolves the tenant and calls the handler."""
 
@@ -122,6 +140,19 @@ class ChannelRuntime(Protocol):
     async def cancel(self, tenant: str, channel: str, event_id: str) -> bool:
         """Cancel the turn answering ``event_id``; False if it already finished."""
 
+    def channel_state(self, tenant: str, channel: str) -> ChannelState:
+        """The persistent key/value state of one (tenant, channel): sessions, cursors."""
+
+    async def wait_reply(self, tenant: str, channel: str, event_id: str, *, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until the reply answering ``event_id`` is recorded; False if not yet."""
+
+    async def held_replies(self, tenant: str, channel: str, conversation_key: str) -> list[Outbound]:
+        """Replies of a conversation that a reply-holding adapter has not handed out yet, oldest first."""
+
+    async def claim_replies(self, claims: Sequence[ReplyClaim]) -> bool:
+        """Take parts of held replies for the adapter to hand out itself: all of them, or none and False
+        when another request took one first. A claimed part counts as delivered."""
+
 
 C = TypeVar("C", bound=BaseModel)
 """The channel's options model."""
@@ -138,6 +169,8 @@ class ChannelAdapter(ABC, Generic[C]):
     """The most one message may carry; replies are chunked to fit (characters or UTF-8 bytes)."""
     empty_reply: ClassVar[str] = "(empty reply)"
     """Sent instead of an empty reply (vendors refuse empty messages)."""
+    supports_login: ClassVar[bool] = False
+    """Whether :meth:`login` is implemented (``botframework login <channel>``)."""
 
     def __init__(self, *, tenant: str, config: C, runtime: ChannelRuntime) -> None:
         if not isinstance(config, self.config_model):
@@ -165,6 +198,30 @@ class ChannelAdapter(ABC, Generic[C]):
     async def stop(self) -> None:
         """Close connections; called once at shutdown."""
         return None
+
+    @property
+    def holds_replies(self) -> bool:
+        """True when the adapter hands replies out itself, in its answer to a later vendor request (a
+        callback response): the core then records each reply as pending and never calls :meth:`deliver`;
+        the adapter waits for it (:meth:`ChannelRuntime.wait_reply`) and takes it
+        (:meth:`ChannelRuntime.claim_replies`), so a reply goes out exactly once, never by both paths."""
+        return False
+
+    def health(self) -> ChannelHealth:
+        """The state of the channel's own connection or session (``/healthz``, ``/metrics``); up by default."""
+        return ChannelHealth.up()
+
+    @classmethod
+    async def login(cls, *, tenant: str, config: BaseModel, state: ChannelState, console: LoginConsole) -> None:
+        """Authorize the bot interactively and keep the session in ``state`` (set ``supports_login``).
+        Raise LoginError when it does not complete."""
+        raise LoginError(f"the {cls.name} channel has no login step; its credentials go in the config file")
+
+    @classmethod
+    async def probe(cls, *, tenant: str, config: BaseModel, state: ChannelState) -> ChannelHealth:
+        """What can be known about the channel before it starts (``check-config --probe``) without
+        disturbing a running server (never take over its connection)."""
+        return ChannelHealth.up()
 
     async def fetch_media(self, ref: str) -> tuple[bytes, str]:
         """Bytes and media type of an image this adapter referenced as ``media_ref(name, ref)``

@@ -1,4 +1,4 @@
-"""The ``botframework`` command line: serve, check-config, chat, usage, db upgrade."""
+"""The ``botframework`` command line: serve, check-config, chat, usage, login, db upgrade."""
 
 from __future__ import annotations
 
@@ -35,7 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate a config file; one line per problem")
     c.add_argument("file", metavar="FILE")
     c.add_argument(
-        "--probe", action="store_true", help="also start or reach every MCP server in mcp_servers and list its tools"
+        "--probe",
+        action="store_true",
+        help="also start or reach every MCP server in mcp_servers and list its tools, and report channel sessions "
+        "that need an operator (e.g. a login)",
     )
 
     ch = sub.add_parser("chat", help="talk to a tenant's agent in the terminal (one message per line)")
@@ -48,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--config", required=True, metavar="FILE")
     u.add_argument("--tenant")
     u.add_argument("--json", action="store_true", help="a JSON array of rows")
+
+    lg = sub.add_parser("login", help="authorize a channel that needs an interactive login (e.g. scan a QR code)")
+    lg.add_argument("channel", help="the channel's key under tenants.*.channels")
+    lg.add_argument("--config", required=True, metavar="FILE")
+    lg.add_argument("--tenant", required=True)
 
     db = sub.add_parser("db", help="database maintenance")
     dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -166,9 +174,11 @@ async def _chat(config: Config, tenant: str, user: str, as_json: bool) -> int:
 
 
 async def _probe(config: Config, file: str) -> int:
+    from botframework.channel_commands import probe_channels
     from botframework.tools.mcp.probe import probe_mcp_servers
 
-    problems, summary = await probe_mcp_servers(config)
+    mcp_problems, summary = await probe_mcp_servers(config)
+    problems = [str(p) for p in mcp_problems] + await probe_channels(config)
     for problem in problems:
         _say(str(problem), sys.stderr)
     if problems:
@@ -224,6 +234,19 @@ async def _db_upgrade(config: Config) -> int:
     return 0
 
 
+async def _login(config: Config, channel: str, tenant: str) -> int:
+    from botframework.channel_commands import login_channel
+    from botframework.channel_login import TextConsole
+    from botframework.errors import LoginError
+
+    try:
+        await login_channel(config, channel=channel, tenant=tenant, console=TextConsole())
+    except LoginError as exc:
+        _say(f"login failed: {exc}", sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -245,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_usage(config, args.tenant, args.json))
         if args.command == "db":
             return asyncio.run(_db_upgrade(config))
+        if args.command == "login":
+            return asyncio.run(_login(config, args.channel, args.tenant))
     except ConfigError as exc:
         for problem in exc.problems:
             _say(str(problem), sys.stderr)

@@ -14,7 +14,8 @@ which vendor library raised. Messages carry the offending values.
     │   ├── SignatureError           webhook signature/token check failed -> HTTP 401, no side effect
     │   ├── PayloadError             a vendor payload we cannot parse -> HTTP 400
     │   ├── DeliveryError            the vendor refused or failed to take our reply
-    │   └── MediaError               a channel image could not be fetched (the model gets a note instead)
+    │   ├── MediaError               a channel image could not be fetched (the model gets a note instead)
+    │   └── LoginError               a channel's interactive login (``botframework login``) did not complete
     ├── BudgetError                  the context budget engine
     │   └── InputTooLargeError       the protected part (system, input, tool tail) cannot fit: nothing sent
     ├── ModelError                   one model call failed; .kind is an ErrorKind; .usage if reported
@@ -66,6 +67,7 @@ __all__ = [
     "ErrorKind",
     "IncompleteStreamError",
     "InputTooLargeError",
+    "LoginError",
     "McpServerError",
     "MediaError",
     "ModelCallError",
@@ -159,6 +161,10 @@ class DeliveryError(ChannelError):
 
 class MediaError(ChannelError):
     """A channel could not fetch an image it referenced (gone, too large, refused, unreachable)."""
+
+
+class LoginError(ChannelError):
+    """A channel's interactive login did not complete (refused, expired too often, timed out)."""
 
 
 class BudgetError(BotframeworkError):

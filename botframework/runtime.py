@@ -15,17 +15,20 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from botframework.budget import BudgetEngine
-from botframework.channel import ChannelAdapter, EventRef, IngestResult, IngestStatus, Outbound
+from botframework.channel import ChannelAdapter, EventRef, IngestResult, IngestStatus, Outbound, ReplyClaim
+from botframework.channel_state import ChannelState
 from botframework.config.schema import Config
 from botframework.config.sections import UnavailablePlugin
 from botframework.errors import DeliveryError, MediaError, StorageError
 from botframework.events import EventBus, log_event
+from botframework.health import ChannelHealthCollector
+from botframework.held_replies import HeldReplies
 from botframework.hooks import HookChain, resolve_hooks
 from botframework.invocation import AgentRuntime, InvocationService
 from botframework.ledger import LedgerWriter
@@ -42,6 +45,7 @@ from botframework.tools.mcp.config import MCP_MEDIA_SOURCE
 from botframework.tools.mcp.setup import mcp_connections, mcp_toolset
 from botframework.tools.registry import resolve_tools
 from botframework.turn import Origin, Reply, ReplySink, Turn
+from storage.channel_state import SqlChannelState
 from storage.conversations import append_messages, find_conversation, get_or_create_conversation
 from storage.db import Database
 from storage.deliveries import (
@@ -164,6 +168,8 @@ class Runtime:
         self._sinks: dict[str, ReplySink] = {}
         self._waiters: dict[str, list[asyncio.Future[Reply]]] = defaultdict(list)
         self._background: set[asyncio.Task[Any]] = set()
+        self.held = HeldReplies(db=self.db, waiters=self._waiters, metrics=self.metrics)
+        self.metrics.registry.register(ChannelHealthCollector(self.adapters))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -300,6 +306,18 @@ class Runtime:
             found = await find_event(conn, tenant=tenant, channel=channel, event_id=event_id)
         return found is not None and self.scheduler.cancel(found[0])
 
+    def channel_state(self, tenant: str, channel: str) -> ChannelState:
+        return SqlChannelState(self.db, tenant=tenant, channel=channel)
+
+    async def wait_reply(self, tenant: str, channel: str, event_id: str, *, timeout: float) -> bool:
+        return await self.held.wait(tenant, channel, event_id, timeout=timeout)
+
+    async def held_replies(self, tenant: str, channel: str, conversation_key: str) -> list[Outbound]:
+        return await self.held.held(tenant, channel, conversation_key)
+
+    async def claim_replies(self, claims: Sequence[ReplyClaim]) -> bool:
+        return await self.held.claim(claims)
+
     # -- background jobs and the CLI ---------------------------------------------------------
 
     async def ask(
@@ -433,6 +451,8 @@ class Runtime:
             async with self.db.write() as conn:
                 await mark_delivery(conn, delivery.id, status=DeliveryStatus.SENT)
             return
+        if adapter.holds_replies:
+            return  # stays pending until the adapter hands it out itself (botframework.held_replies)
         async with self.db.read() as conn:
             events = await events_of_turn(conn, delivery.turn_id)
         outbound = Outbound(

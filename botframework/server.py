@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from botframework.health import health_report
 from botframework.runtime import Runtime
 
 __all__ = ["RUNTIME_KEY", "build_app", "serve"]
@@ -53,7 +54,7 @@ def build_app(runtime: Runtime) -> web.Application:
     app[RUNTIME_KEY] = runtime
 
     async def healthz(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return web.json_response(health_report(runtime.adapters.values()))
 
     async def metrics(_request: web.Request) -> web.Response:
         return web.Response(body=runtime.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})

@@ -10,6 +10,7 @@ Design notes:
   retry after a restart is still recognised.
 - ``turns`` and ``deliveries`` hold processing state, so a restart after a crash finishes every
   accepted turn and delivers every reply once.
+- ``channel_state`` is each (tenant, channel)'s own key/value state (a login session, a poll cursor).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "CHANNEL_STATE",
     "CONVERSATIONS",
     "DELIVERIES",
     "INBOUND_EVENTS",
@@ -43,6 +45,7 @@ __all__ = [
     "SUMMARIES",
     "TURNS",
     "Base",
+    "ChannelStateRow",
     "Conversation",
     "Delivery",
     "InboundEvent",
@@ -207,6 +210,20 @@ class ModelCall(Base):
     day: Mapped[date] = mapped_column(Date)
 
 
+class ChannelStateRow(Base):
+    """One value of a channel's persistent state (JSON), per (tenant, channel, key)."""
+
+    __tablename__ = "channel_state"
+    __table_args__ = (UniqueConstraint("tenant", "channel", "key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(255))
+    value: Mapped[object] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 # Core (non-ORM) handles: the repositories use Core statements, which are much faster per row.
 CONVERSATIONS = cast(Table, Conversation.__table__)
 MESSAGES = cast(Table, MessageRow.__table__)
@@ -215,3 +232,4 @@ TURNS = cast(Table, TurnRow.__table__)
 INBOUND_EVENTS = cast(Table, InboundEvent.__table__)
 DELIVERIES = cast(Table, Delivery.__table__)
 MODEL_CALLS = cast(Table, ModelCall.__table__)
+CHANNEL_STATE = cast(Table, ChannelStateRow.__table__)

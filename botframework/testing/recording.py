@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from botframework.channel import IngestResult, IngestStatus
+from botframework.channel import IngestResult, IngestStatus, Outbound, ReplyClaim
+from botframework.channel_state import MemoryChannelState
 from botframework.turn import ReplySink, Turn
 
 __all__ = ["AttachedSink", "RecordingRuntime"]
@@ -49,6 +50,9 @@ class RecordingRuntime:
     replies: list[tuple[tuple[str, str, str], str]] = field(default_factory=list)
     conversations: set[tuple[str, str, str]] = field(default_factory=set)
     model_tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    states: dict[tuple[str, str], MemoryChannelState] = field(default_factory=dict)
+    """Channel state per (tenant, channel), created on first use."""
+    claims: list[ReplyClaim] = field(default_factory=list)
 
     _seen: dict[tuple[str, str, str], IngestResult] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -132,6 +136,21 @@ class RecordingRuntime:
     async def cancel(self, tenant: str, channel: str, event_id: str) -> bool:
         self.cancels.append((tenant, channel, event_id))
         return False
+
+    def channel_state(self, tenant: str, channel: str) -> MemoryChannelState:
+        return self.states.setdefault((tenant, channel), MemoryChannelState())
+
+    async def wait_reply(self, tenant: str, channel: str, event_id: str, *, timeout: float) -> bool:
+        """No reply is ever recorded here: waits the timeout and says so."""
+        await asyncio.sleep(timeout)
+        return False
+
+    async def held_replies(self, tenant: str, channel: str, conversation_key: str) -> list[Outbound]:
+        return []
+
+    async def claim_replies(self, claims: Sequence[ReplyClaim]) -> bool:
+        self.claims.extend(claims)
+        return True
 
     def _condition(self) -> asyncio.Condition:
         if self._ingested is None:

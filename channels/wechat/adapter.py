@@ -9,13 +9,20 @@ In safe mode a POST that is not encrypted is refused (401): the plain signature 
 body, so accepting it would let a replayed signature carry any message. Plaintext mode cannot do
 better than that (a vendor limitation): prefer safe mode.
 
-Messages are acknowledged with ``success`` once ingested; the reply goes later through the
-customer-service API (:mod:`.api`), never passively, so a message is never answered twice.
+With ``reply_mode: api`` (the default) messages are acknowledged with ``success`` once ingested and
+the reply goes later through the customer-service API (:mod:`.api`). With ``reply_mode: passive``
+the reply travels in the callback response instead (:mod:`.passive`: WeChat's tries, answers slower
+than all of them kept for the user's next message); the core then holds replies and never calls
+the API. Either way a message is answered exactly once, never by both paths.
 """
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections.abc import Mapping
+
+from aiohttp import web
 
 from botframework.channel import ChannelRuntime
 from botframework.errors import SignatureError
@@ -25,7 +32,8 @@ from channels.wechat.api import WeChatApi
 from channels.wechat.config import WeChatChannelConfig
 from channels.wechat.crypto import MsgCrypt, verify_plain_signature
 from channels.wechat.events import CHANNEL, parse_message
-from channels.wechat.render import LIMIT
+from channels.wechat.passive import PassiveReplies
+from channels.wechat.render import LIMIT, encrypted_reply_xml, text_reply_xml
 from channels.wecom.adapter import CallbackAdapter, encrypted_field
 
 __all__ = ["WeChatAdapter"]
@@ -53,6 +61,21 @@ class WeChatAdapter(CallbackAdapter[WeChatChannelConfig]):
         self.api: WeChatApi = WeChatApi(
             app_id=config.app_id, app_secret=config.app_secret.get_secret_value(), base_url=config.api_base_url
         )
+        self.passive: PassiveReplies | None = None
+        if config.reply_mode == "passive":
+            self.passive = PassiveReplies(
+                runtime=runtime,
+                tenant=tenant,
+                channel=self.name,
+                render=self.render,
+                wait_s=config.passive_wait_s,
+                tries=config.passive_tries,
+                continue_hint=config.continue_hint,
+            )
+
+    @property
+    def holds_replies(self) -> bool:
+        return self.passive is not None
 
     def _verify_plain(self, query: Mapping[str, str]) -> None:
         verify_plain_signature(
@@ -85,6 +108,29 @@ class WeChatAdapter(CallbackAdapter[WeChatChannelConfig]):
 
     def render(self, markdown: str) -> str:
         return to_plain(markdown)
+
+    async def respond(self, fields: Mapping[str, str], turn: Turn | None) -> web.StreamResponse:
+        if self.passive is None or turn is None:
+            return await super().respond(fields, turn)
+        text = await self.passive.answer(turn)
+        if text is None:
+            return web.Response(text=self.ack_body, content_type="text/plain")
+        reply = text_reply_xml(
+            to_user=fields["FromUserName"],
+            from_user=fields.get("ToUserName", ""),
+            content=text,
+            create_time=int(time.time()),
+        )
+        if self.crypt is not None:
+            timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**10))
+            encrypted = self.crypt.encrypt(reply.encode("utf-8"))
+            reply = encrypted_reply_xml(
+                encrypted=encrypted,
+                signature=self.crypt.signature(timestamp, nonce, encrypted),
+                timestamp=timestamp,
+                nonce=nonce,
+            )
+        return web.Response(text=reply, content_type="application/xml")
 
     async def send(self, touser: str, content: str) -> None:
         await self.api.send_text(touser, content)

@@ -125,7 +125,8 @@ class CallbackAdapter(ChunkedAdapter[C, UserTarget, None]):
         except SignatureError as exc:
             return self._reject(request, exc)
         try:
-            turn = self.parse(parse_xml(message))
+            fields = parse_xml(message)
+            turn = self.parse(fields)
         except PayloadError as exc:
             log.warning("%s tenant %s: malformed message: %s", self.name, self.tenant, exc)
             return web.Response(status=400, text="malformed message")
@@ -135,6 +136,11 @@ class CallbackAdapter(ChunkedAdapter[C, UserTarget, None]):
             except Exception:
                 log.exception("%s tenant %s: ingest of %s failed", self.name, self.tenant, turn.event_id)
                 return web.Response(status=500, text="try again later")  # the vendor retries
+        return await self.respond(fields, turn)
+
+    async def respond(self, fields: Mapping[str, str], turn: Turn | None) -> web.StreamResponse:
+        """The answer to a verified, stored callback: the plain acknowledgement here; a channel that
+        replies passively puts the reply in it."""
         return web.Response(text=self.ack_body, content_type="text/plain")
 
 
