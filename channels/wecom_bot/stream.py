@@ -72,6 +72,10 @@ class ReplyStream:
     async def reset(self) -> None:
         self._text = ""  # the shown snapshot stays until a longer one replaces it
 
+    async def notice(self, text: str) -> None:
+        """Ignored: a stream's snapshots may only grow, so a transient status cannot be shown."""
+        return None
+
     def _schedule(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._update())
