@@ -204,6 +204,23 @@ async def test_answers_resume_within_seconds_after_every_model_recovers(runtime_
     assert waited < breaker.probe_interval_s + 1.5, f"answered {waited:.1f}s after recovery"
 
 
+async def test_an_attempt_cut_by_the_deadline_reports_the_models_own_failure(runtime_factory: Factory) -> None:
+    """The user hears why the model failed (500s), not that the turn's clock cut the last try short."""
+    calls = 0
+
+    def answer(_request: RecordedRequest) -> Step:
+        nonlocal calls
+        calls += 1
+        return server_error(500) if calls <= 2 else Reply(text="too late", chunks=5, chunk_delay_s=1.0)
+
+    async with FakeOpenAIServer(default=answer) as fake:
+        rt = await runtime_factory({"main": openai_model(fake)}, turn_timeout_s=1.5)
+        rt.router.breaker = CircuitBreaker(failure_threshold=1000, clock=rt.router.clock)
+        reply = await rt.ask(tenant="acme", origin=BG, conversation_key="k", text="hi")
+    assert calls >= 3, "the slow third attempt was made"
+    assert reply.error_kind == "server_error" and "unavailable" in reply.text
+
+
 async def test_a_turn_that_runs_out_of_time_tells_the_user(runtime_factory: Factory) -> None:
     async with FakeOpenAIServer(default=lambda _r: server_error(500)) as fake:
         rt = await runtime_factory({"main": openai_model(fake)}, turn_timeout_s=1.5)

@@ -355,11 +355,12 @@ class ModelRouter:
             await self._void(stream, observer)
             started = time.monotonic()
             error: ModelError
+            cut_short = False
             try:
                 response = await self._attempt(client, request, stream, deadline)
             except _DeadlineReached as exc:
                 self.breaker.release(st.name, permit)
-                error = exc.error
+                error, cut_short = exc.error, True
             except ModelError as exc:
                 error = exc
                 self.breaker.record_failure(st.name, error, permit)
@@ -383,7 +384,8 @@ class ModelRouter:
                 return response
             if not error.model:
                 error.model = st.name
-            st.last = error
+            if not (cut_short and st.last is not None):
+                st.last = error  # what the model itself last said is the better reason to give the user
             record = AttemptRecord(
                 model_name=st.name,
                 provider_model=client.config.model,
