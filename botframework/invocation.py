@@ -28,6 +28,7 @@ from botframework.errors import (
 from botframework.events import EventBus, EventKind
 from botframework.hooks import TurnHooks
 from botframework.ledger import LedgerWriter
+from botframework.limits import Limits
 from botframework.media import MediaResolver
 from botframework.messages import Message, ToolSpec
 from botframework.models.base import ModelRequest, ModelResponse
@@ -146,8 +147,11 @@ class InvocationService:
         events: EventBus,
         ledger: LedgerWriter,
         media: MediaResolver | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.config = config
+        self.limits = limits
+        """Per-tenant model-call concurrency (None: unlimited, e.g. the CLI)."""
         self.media = media
         """Resolves channel image references before each model call (None: the CLI, no channels)."""
         self.db = db
@@ -203,6 +207,7 @@ class InvocationService:
         """Answer the turn whose messages are already stored. Never raises for model or tool failures;
         cancellation (``asyncio.CancelledError``) propagates, keeping what was persisted."""
         agent = self.agents[tenant]
+        router = self.limits.gate(self.router, tenant) if self.limits is not None else self.router
         ctx = ToolContext(tenant=tenant, conversation_id=conversation_id, turn_id=turn_id, origin=origin.label)
         async with self.db.read() as conn:
             so_far = await turn_messages(conn, turn_id=turn_id)
@@ -233,7 +238,7 @@ class InvocationService:
                     if merged:
                         await self.emit(EventKind.STEERED, ctx, messages=merged)
                 offer = agent.tool_specs if rounds < agent.agent.max_tool_rounds else ()
-                routed = await self.router.call(
+                routed = await router.call(
                     candidates=agent.candidates,
                     build=lambda name, offer=offer: self._build(agent, ctx, name, offer),  # type: ignore[misc]
                     on_overflow=self._on_overflow,

@@ -24,11 +24,12 @@ from botframework.budget import BudgetEngine
 from botframework.channel import ChannelAdapter, EventRef, IngestResult, IngestStatus, Outbound
 from botframework.config.schema import Config
 from botframework.config.sections import UnavailablePlugin
-from botframework.errors import DeliveryError, MediaError, StorageError
+from botframework.errors import DeliveryError, MediaError, SignatureError, StorageError
 from botframework.events import EventBus, log_event
 from botframework.hooks import HookChain, resolve_hooks
 from botframework.invocation import AgentRuntime, InvocationService
 from botframework.ledger import LedgerWriter
+from botframework.limits import Limits, Refusal
 from botframework.media import MediaResolver
 from botframework.messages import Message
 from botframework.metrics import Metrics
@@ -36,6 +37,8 @@ from botframework.models.base import ModelClient
 from botframework.models.registry import build_client
 from botframework.models.router import ModelRouter
 from botframework.plugins import CHANNELS
+from botframework.replay import ReplayGuard
+from botframework.retention import run_retention
 from botframework.scheduler import ConversationScheduler
 from botframework.states import DeliveryStatus, TurnFailure, TurnStatus
 from botframework.tools.registry import resolve_tools
@@ -49,6 +52,9 @@ from storage.deliveries import (
     mark_delivery,
     pending_deliveries,
 )
+from storage.keys import deployment_key
+from storage.limits import SqlLimitsStore
+from storage.replay import SqlNonceStore
 from storage.turns import (
     create_turn,
     events_of_turn,
@@ -125,6 +131,8 @@ class Runtime:
             for name, t in config.tenants.items()
         }
         self.ledger = LedgerWriter(db=self.db, metrics=self.metrics)
+        self.limits = Limits(config=config, store=SqlLimitsStore(db=self.db), metrics=self.metrics)
+        self.replay = ReplayGuard(store=SqlNonceStore(db=self.db))
         self.invocation = InvocationService(
             config=config,
             db=self.db,
@@ -133,7 +141,8 @@ class Runtime:
             agents=agents,
             events=self.events,
             ledger=self.ledger,
-            media=MediaResolver(fetch=self._fetch_media),
+            media=MediaResolver(fetch=self._fetch_media, trusted_hosts=self._image_hosts()),
+            limits=self.limits,
         )
         self.scheduler = ConversationScheduler(process=self._process, on_depth=self.metrics.queue_depth.set)
         self.adapters: dict[tuple[str, str], ChannelAdapter[Any]] = {}
@@ -161,6 +170,8 @@ class Runtime:
         for adapter in self.adapters.values():
             await adapter.start()
         await self.recover()
+        if self.config.storage.retention_days is not None:
+            self._spawn(run_retention(self.db, days=self.config.storage.retention_days))
 
     async def stop(self) -> None:
         cancelled = await self.scheduler.close(self.config.server.shutdown_timeout_s)
@@ -202,6 +213,9 @@ class Runtime:
         if turn.tenant not in self.config.tenants:
             raise LookupError(f"unknown tenant {turn.tenant!r}")
         agent = self.config.tenants[turn.tenant].agent
+        refusal = await self.limits.admit(turn)
+        if refusal is not None:
+            return await self._refused(turn, refusal)
         message = Message.user(turn.text, images=turn.images)
         count = await self.budget.acount_message(self.config.models[agent.model], message)
         try:
@@ -248,6 +262,41 @@ class Runtime:
         self.scheduler.submit(conversation_id, turn_id)
         return IngestResult(status=IngestStatus.ACCEPTED, turn_id=turn_id, conversation_id=conversation_id)
 
+    async def _refused(self, turn: Turn, refusal: Refusal) -> IngestResult:
+        """A refused message is not stored, unless it was already (a vendor's redelivery)."""
+        async with self.db.read() as conn:
+            found = await find_event(conn, tenant=turn.tenant, channel=turn.channel, event_id=turn.event_id)
+        if found is not None:
+            return IngestResult(status=IngestStatus.DUPLICATE, turn_id=found[0], conversation_id=found[1])
+        self.metrics.inbound.labels(turn.tenant, turn.channel, "refused").inc()
+        log.info("refused a %s message of tenant %s: %s", turn.channel, turn.tenant, refusal.kind)
+        return IngestResult(status=IngestStatus.REFUSED, turn_id="", conversation_id=0, refusal=refusal)
+
+    async def check_replay(
+        self, *, tenant: str, channel: str, timestamp: str, nonce: str, body: bytes, window_s: int
+    ) -> None:
+        try:
+            await self.replay.check(
+                tenant=tenant, channel=channel, timestamp=timestamp, nonce=nonce, body=body, window_s=window_s
+            )
+        except SignatureError:
+            self.metrics.webhook_rejections.labels(channel).inc()
+            raise
+
+    async def deployment_key(self, name: str) -> bytes:
+        return await deployment_key(self.db, name)
+
+    def _image_hosts(self) -> tuple[str, ...]:
+        """Every configured channel's public image CDN hosts (see ``ChannelAdapter.image_hosts``)."""
+        hosts = {
+            host
+            for tenant in self.config.tenants.values()
+            for name, cfg in tenant.channels.items()
+            if not isinstance(cfg, UnavailablePlugin)
+            for host in CHANNELS.load(name).image_hosts
+        }
+        return tuple(sorted(hosts))
+
     async def has_conversation(self, tenant: str, channel: str, conversation_key: str) -> bool:
         async with self.db.read() as conn:
             return await find_conversation(conn, tenant=tenant, channel=channel, key=conversation_key) is not None
@@ -278,9 +327,13 @@ class Runtime:
             await self._deliver(d, retry=False)
         return len(pending)
 
-    async def cancel(self, tenant: str, channel: str, event_id: str) -> bool:
+    async def cancel(self, tenant: str, channel: str, event_id: str, *, conversation_key: str | None = None) -> bool:
         async with self.db.read() as conn:
             found = await find_event(conn, tenant=tenant, channel=channel, event_id=event_id)
+            if found is not None and conversation_key is not None:
+                owner = await find_conversation(conn, tenant=tenant, channel=channel, key=conversation_key)
+                if owner != found[1]:
+                    return False  # someone else's message: not theirs to cancel
         return found is not None and self.scheduler.cancel(found[0])
 
     # -- background jobs and the CLI ---------------------------------------------------------

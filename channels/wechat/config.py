@@ -23,3 +23,7 @@ class WeChatChannelConfig(StrictModel):
     """43-character EncodingAESKey for safe mode; omitted means plaintext mode."""
     api_base_url: HttpUrl = "https://api.weixin.qq.com"
     """API base."""
+    replay_window_s: int = Field(300, ge=0, le=86_400)
+    """Refuse callbacks whose timestamp is further than this many seconds from the server's clock, and
+    bind each (timestamp, nonce) to one body. 0 turns the window off: only for replaying the vendor's
+    old sample requests, never in production."""
