@@ -36,7 +36,7 @@ def test_every_dependency_is_pinned_with_hashes_inside_its_declared_range() -> N
         requirement = Requirement(spec)
         name = canonicalize_name(requirement.name)
         assert name in pins, f"{name} is not in requirements.lock: regenerate it (see its first line)"
-        version, hashes = pins[name]
+        version, _ = pins[name]
         assert version in requirement.specifier, f"{name}=={version} does not satisfy {requirement.specifier}"
     assert all(hashes > 0 for _, hashes in pins.values()), "every pin needs --hash lines"
 
