@@ -199,13 +199,16 @@ class SlackAdapter(ChunkedAdapter[SlackChannelConfig, SlackTarget, str]):
         signature = request.headers.get("X-Slack-Signature", "")
         if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12 and signature.isascii()):
             return web.Response(status=401, text="invalid request")
-        if not self._verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
+        try:
+            text = body.decode("utf-8")  # Slack signs UTF-8; slack_sdk's verifier decodes it anyway
+        except UnicodeDecodeError:
+            return web.Response(status=401, text="invalid request")
+        if not self._verifier.is_valid(body=text, timestamp=timestamp, signature=signature):
             return web.Response(status=401, text="invalid request")
         try:
-            text = body.decode("utf-8")
             if request.content_type != "application/x-www-form-urlencoded":
                 load_json_object(text, what="slack request body")
-        except (UnicodeDecodeError, PayloadError) as exc:
+        except PayloadError as exc:
             log.warning("slack tenant %s: malformed signed request: %s", self.tenant, exc)
             return web.Response(status=400, text="malformed request")
         bolt_request = await to_bolt_request(request)
