@@ -101,9 +101,9 @@ async def test_a_fresh_signature_reused_with_another_body_is_401_and_reaches_not
     assert await _post(built, bot, query, headers, body) == 200
 
     async def answered() -> bool:
-        return len(bot.model.requests) == 1
+        return len(bot.model.requests) == 1 and (await bot.side_effects())["deliveries"] == 1
 
-    await wait_until(answered, what="the genuine message to reach the model")
+    await wait_until(answered, what="the genuine message to be answered")
     after_genuine = await bot.side_effects()
     # The same bytes again (a vendor retry) are fine: dedupe absorbs them.
     assert await _post(built, bot, query, headers, body) == 200
