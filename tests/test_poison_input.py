@@ -127,7 +127,7 @@ def test_any_unicode_is_refused_or_stored_as_text_that_replays(db_url: str, chan
         assert turn.text == clean_text(turn.text)
         loop.run_until_complete(runtime.ingest(turn))
         stored += 1
-        rows = loop.run_until_complete(runtime.transcript(TENANT, turn.channel, turn.conversation_key, limit=5))
+        rows = loop.run_until_complete(runtime.transcript(TENANT, turn.channel, turn.conversation_key, limit=1000))
         mine = [r for r in rows if r["role"] == "user" and r["event_id"] == turn.event_id]
         assert mine, rows
         for row in rows:
