@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import io
 import json
 import logging
 import sys
@@ -111,6 +112,8 @@ async def _chat(config: Config, tenant: str, user: str, as_json: bool) -> int:
         return 2
     runtime = Runtime(config=config, channels=False)
     await runtime.start()
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(errors="replace")  # a stray byte is a U+FFFD, not a traceback
 
     class TerminalSink:
         async def delta(self, text: str) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -125,3 +128,18 @@ async def test_db_prune_deletes_finished_turns_older_than_the_retention(tmp_path
 def test_db_prune_needs_a_retention(tmp_path: Path, db_url: str) -> None:
     result = run("db", "prune", "--config", str(_config(tmp_path, db_url)))
     assert result.returncode == 2 and "retention_days" in result.stderr
+
+
+def test_chat_survives_bytes_that_are_not_utf8(tmp_path: Path, db_url: str) -> None:
+    config = _config(tmp_path, db_url)
+    result = subprocess.run(
+        [sys.executable, "-m", "botframework", "chat", "--config", str(config), "--tenant", "demo", "--json"],
+        input=b"hello \xff there\nsecond\n",
+        capture_output=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    lines = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert len(lines) == 2 and "\ufffd" in lines[0]["text"]
+    assert b"Traceback" not in result.stderr
