@@ -98,7 +98,12 @@ def _config(db_url: str) -> Config:
         {
             "storage": {"url": db_url},
             "models": {"main": {"provider": "offline", "model": "scripted"}},
-            "tenants": {TENANT: {"agent": {"model": "main"}, "limits": {"max_input_chars": 1_000_000}}},
+            "tenants": {
+                TENANT: {
+                    "agent": {"model": "main"},
+                    "limits": {"max_input_chars": 1_000_000, "max_queued_per_conversation": 10_000},
+                }
+            },
         }
     )
 
@@ -125,7 +130,8 @@ def test_any_unicode_is_refused_or_stored_as_text_that_replays(db_url: str, chan
         if turn is None:
             return
         assert turn.text == clean_text(turn.text)
-        loop.run_until_complete(runtime.ingest(turn))
+        result = loop.run_until_complete(runtime.ingest(turn))
+        assert not result.refused, result.refusal
         stored += 1
         rows = loop.run_until_complete(runtime.transcript(TENANT, turn.channel, turn.conversation_key, limit=1000))
         mine = [r for r in rows if r["role"] == "user" and r["event_id"] == turn.event_id]
