@@ -36,6 +36,7 @@ from botframework.channel_login import LoginConsole
 from botframework.channel_state import ChannelState
 from botframework.errors import LoginError, MediaError
 from botframework.health import ChannelHealth
+from botframework.limits import Refusal
 from botframework.render import UNLIMITED, ChannelLimit, render_chunks
 from botframework.turn import Reply, ReplySink, Turn
 
@@ -56,6 +57,8 @@ __all__ = [
 class IngestStatus(StrEnum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
+    REFUSED = "refused"
+    """Not stored: a limit (input length, queue depth, quota) refused it; ``refusal`` says which."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,10 +66,16 @@ class IngestResult:
     status: IngestStatus
     turn_id: str
     conversation_id: int
+    refusal: Refusal | None = None
+    """Why a REFUSED message was not stored, with the text to show its sender."""
 
     @property
     def duplicate(self) -> bool:
         return self.status is IngestStatus.DUPLICATE
+
+    @property
+    def refused(self) -> bool:
+        return self.status is IngestStatus.REFUSED
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,8 +146,18 @@ class ChannelRuntime(Protocol):
     async def redeliver(self, tenant: str, channel: str, conversation_key: str) -> int:
         """Try again to deliver pending replies of a conversation (e.g. a client reconnected)."""
 
-    async def cancel(self, tenant: str, channel: str, event_id: str) -> bool:
-        """Cancel the turn answering ``event_id``; False if it already finished."""
+    async def cancel(self, tenant: str, channel: str, event_id: str, *, conversation_key: str | None = None) -> bool:
+        """Cancel the turn answering ``event_id``; False if it already finished, or, with
+        ``conversation_key``, if the event belongs to another conversation (someone else's turn)."""
+
+    async def check_replay(
+        self, *, tenant: str, channel: str, timestamp: str, nonce: str, body: bytes, window_s: int
+    ) -> None:
+        """After a webhook's signature verified: raise SignatureError if the request is stale or its
+        (timestamp, nonce) was accepted before with another body (see :mod:`botframework.replay`)."""
+
+    async def deployment_key(self, name: str) -> bytes:
+        """A random 32-byte key shared by every process of the deployment, created on first use."""
 
     def channel_state(self, tenant: str, channel: str) -> ChannelState:
         """The persistent key/value state of one (tenant, channel): sessions, cursors."""
@@ -171,6 +190,10 @@ class ChannelAdapter(ABC, Generic[C]):
     """Sent instead of an empty reply (vendors refuse empty messages)."""
     supports_login: ClassVar[bool] = False
     """Whether :meth:`login` is implemented (``botframework login <channel>``)."""
+    image_hosts: ClassVar[tuple[str, ...]] = ()
+    """The vendor's public image CDN hosts (``cdn.example.com`` or ``*.example.com``): an ``https``
+    image URL on one of them is passed to the model as-is; any other URL is fetched by the core
+    through its guarded fetcher (:mod:`botframework.netguard`), or dropped."""
 
     def __init__(self, *, tenant: str, config: C, runtime: ChannelRuntime) -> None:
         if not isinstance(config, self.config_model):

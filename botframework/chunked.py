@@ -21,7 +21,9 @@ Its inbound handler calls :meth:`~ChunkedAdapter.accept` instead of ``runtime.in
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,10 +31,11 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from botframework.channel import C, ChannelAdapter, ChannelRuntime, IngestResult, Outbound
+from botframework.channel import C, ChannelAdapter, ChannelRuntime, EventRef, IngestResult, Outbound
 from botframework.errors import DeliveryError
+from botframework.limits import Refusal
 from botframework.live import LiveReplies, ThrottledLiveReply
-from botframework.turn import ReplyTarget, Turn
+from botframework.turn import Reply, ReplyTarget, Turn
 
 __all__ = ["ChunkedAdapter", "VendorError", "map_delivery_errors"]
 
@@ -44,6 +47,7 @@ H = TypeVar("H")
 """The channel's handle of a posted placeholder (a message ts or id)."""
 
 _UNFINISHED = "…"
+_NOTICE_EVERY_S = 60.0
 
 
 def _describe(exc: BaseException) -> str:
@@ -102,6 +106,8 @@ class ChunkedAdapter(ChannelAdapter[C], Generic[C, T, H]):
         self.live_interval_s: float | None = None
         """Seconds between placeholder edits; None (the default) turns live updates off."""
         self._live: LiveReplies[H] = LiveReplies(self.live_reply_limit)
+        self._refusals_told: dict[tuple[str, str], float] = {}
+        self._notices: set[asyncio.Task[None]] = set()
 
     # -- what a channel implements ---------------------------------------------------------
 
@@ -149,11 +155,49 @@ class ChunkedAdapter(ChannelAdapter[C], Generic[C, T, H]):
 
     async def accept(self, turn: Turn) -> IngestResult:
         """Ingest ``turn`` (raises if it could not be stored: do not acknowledge then) and, when live
-        updates are on, stream its reply into a placeholder."""
+        updates are on, stream its reply into a placeholder. A message a limit refused is acknowledged
+        all the same (a vendor retry would be refused again); its sender is told why, in the background
+        and at most once a minute per conversation and limit."""
         result = await self.runtime.ingest(turn)
+        if result.refusal is not None:
+            self._notify_refusal(turn, result.refusal)
+            return result
         if not result.duplicate and self.live_interval_s is not None:
             self._start_live(result.turn_id, self.parse_target(turn.target, turn_id=result.turn_id))
         return result
+
+    def _notify_refusal(self, turn: Turn, refusal: Refusal) -> None:
+        now = time.monotonic()
+        key = (turn.conversation_key, refusal.kind)
+        if now - self._refusals_told.get(key, -_NOTICE_EVERY_S) < _NOTICE_EVERY_S:
+            return
+        if len(self._refusals_told) > 10_000:
+            self._refusals_told.clear()
+        self._refusals_told[key] = now
+        outbound = Outbound(
+            tenant=self.tenant,
+            channel=self.name,
+            turn_id=f"refused-{turn.event_id}",
+            conversation_key=turn.conversation_key,
+            reply=Reply(text=refusal.message),
+            events=[EventRef(event_id=turn.event_id, user_id=turn.user_id, reply_target=turn.target)],
+        )
+
+        async def tell() -> None:
+            try:
+                await self.deliver(outbound)
+            except Exception as exc:
+                log.warning(
+                    "%s: could not tell %s why its message was refused (%s): %s",
+                    self.name,
+                    turn.user_id,
+                    refusal.kind,
+                    exc,
+                )
+
+        task = asyncio.create_task(tell())
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
 
     def _start_live(self, turn_id: str, target: T) -> None:
         what = f"{self.name} live reply of turn {turn_id} to {target}"
@@ -200,4 +244,6 @@ class ChunkedAdapter(ChannelAdapter[C], Generic[C, T, H]):
                 await self.send_part(target, part, index=index, outbound=outbound)
 
     async def stop(self) -> None:
+        for task in list(self._notices):
+            task.cancel()
         await self._live.close()

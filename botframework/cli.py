@@ -1,10 +1,11 @@
-"""The ``botframework`` command line: serve, check-config, chat, usage, login, db upgrade."""
+"""The ``botframework`` command line: serve, check-config, chat, usage, login, db upgrade|prune, sign-user."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
+import io
 import json
 import logging
 import sys
@@ -15,8 +16,15 @@ from botframework import __version__
 from botframework.config.loader import load_config
 from botframework.config.schema import Config
 from botframework.errors import BotframeworkError, ConfigError, StorageError
+from botframework.startup import describe_os_error
 
 __all__ = ["main"]
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or int(value) > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535, got {value!r}")
+    return int(value)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the HTTP server for every tenant and channel")
     s.add_argument("--config", required=True, metavar="FILE", help="YAML config file")
     s.add_argument("--host", help="interface to bind (overrides server.host)")
-    s.add_argument("--port", type=int, help="TCP port, 0 for any free one (overrides server.port)")
+    s.add_argument("--port", type=_port, help="TCP port, 0 for any free one (overrides server.port)")
 
     c = sub.add_parser("check-config", help="validate a config file; one line per problem")
     c.add_argument("file", metavar="FILE")
@@ -61,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     up = dbsub.add_parser("upgrade", help="apply migrations up to the latest revision")
     up.add_argument("--config", required=True, metavar="FILE")
+    pr = dbsub.add_parser("prune", help="delete conversations' data older than storage.retention_days")
+    pr.add_argument("--config", required=True, metavar="FILE")
+    pr.add_argument("--days", type=int, metavar="N", help="override storage.retention_days")
+
+    su = sub.add_parser("sign-user", help="print a signed web chat link query (identity: signed)")
+    su.add_argument("--config", required=True, metavar="FILE")
+    su.add_argument("--tenant", required=True)
+    su.add_argument("--user", required=True)
+    su.add_argument("--ttl", type=int, default=3600, metavar="S", help="seconds the link stays valid (default 3600)")
     return p
 
 
@@ -113,6 +130,8 @@ async def _chat(config: Config, tenant: str, user: str, as_json: bool) -> int:
         return 2
     runtime = Runtime(config=config, channels=False)
     await runtime.start()
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(errors="replace")  # a stray byte is a U+FFFD, not a traceback
 
     class TerminalSink:
         async def delta(self, text: str) -> None:
@@ -221,6 +240,54 @@ async def _usage(config: Config, tenant: str | None, as_json: bool) -> int:
     return 0
 
 
+async def _db_prune(config: Config, days: int | None) -> int:
+    from botframework.retention import prune
+    from storage.db import Database
+
+    days = days if days is not None else config.storage.retention_days
+    if days is None or days < 1:
+        _say("error: set storage.retention_days in the config, or pass --days N (N >= 1)", sys.stderr)
+        return 2
+    db = Database(config.storage.url)
+    try:
+        if config.storage.auto_migrate:
+            await db.upgrade()
+        counts = await prune(db, days=days)
+    finally:
+        await db.close()
+    _say(
+        f"deleted what is older than {days} day(s): {counts.turns} turn(s), {counts.messages} message(s), "
+        f"{counts.events} inbound event(s), {counts.conversations} conversation(s)"
+    )
+    return 0
+
+
+def _sign_user(config: Config, tenant: str, user: str, ttl: int) -> int:
+    from botframework.identity import SignsUsers, signed_user_query
+    from botframework.inputs import has_control_chars
+
+    if tenant not in config.tenants:
+        _say(f"error: unknown tenant {tenant!r} (configured: {', '.join(config.tenants)})", sys.stderr)
+        return 2
+    if not user or has_control_chars(user) or ttl < 1:
+        _say("error: --user must be non-empty without control characters, and --ttl at least 1", sys.stderr)
+        return 2
+    secrets = [
+        secret
+        for cfg in config.tenants[tenant].channels.values()
+        if isinstance(cfg, SignsUsers) and (secret := cfg.user_signing_secret()) is not None
+    ]
+    if len(secrets) != 1:
+        _say(
+            f"error: tenant {tenant!r} has {'no' if not secrets else 'several'} channel(s) with signed user links "
+            "(set identity: signed and a secret on its web chat channel)",
+            sys.stderr,
+        )
+        return 2
+    _say(signed_user_query(secrets[0].get_secret_value(), tenant=tenant, user=user, ttl_s=ttl))
+    return 0
+
+
 async def _db_upgrade(config: Config) -> int:
     from storage.db import Database
 
@@ -266,6 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_chat(config, args.tenant, args.user, args.json))
         if args.command == "usage":
             return asyncio.run(_usage(config, args.tenant, args.json))
+        if args.command == "sign-user":
+            return _sign_user(config, args.tenant, args.user, args.ttl)
+        if args.command == "db" and args.db_command == "prune":
+            return asyncio.run(_db_prune(config, args.days))
         if args.command == "db":
             return asyncio.run(_db_upgrade(config))
         if args.command == "login":
@@ -279,6 +350,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"storage error: {exc}\nCheck storage.url in the config and that the database is reachable.",
             sys.stderr,
         )
+        return 1
+    except BotframeworkError as exc:  # start-up failures: one clear line, no traceback
+        _say(f"error: {exc}", sys.stderr)
+        return 1
+    except OSError as exc:
+        _say(f"error: {describe_os_error(exc)}", sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

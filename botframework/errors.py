@@ -10,6 +10,7 @@ which vendor library raised. Messages carry the offending values.
     ├── ConfigError                  config file unreadable or invalid; .problems lists each one
     ├── PluginError                  a channel/provider/tool/hook plugin is unknown, claimed twice, or broken
     ├── StorageError                 database unreachable, migration failed
+    ├── StartupError                 the server cannot start (port in use, address not ours, ...)
     ├── ChannelError                 a channel adapter's boundary
     │   ├── SignatureError           webhook signature/token check failed -> HTTP 401, no side effect
     │   ├── PayloadError             a vendor payload we cannot parse -> HTTP 400
@@ -80,6 +81,7 @@ __all__ = [
     "RateLimitedError",
     "ServerError",
     "SignatureError",
+    "StartupError",
     "StorageError",
     "ToolArgumentsError",
     "ToolError",
@@ -130,6 +132,10 @@ class PluginError(BotframeworkError):
 
 class StorageError(BotframeworkError):
     """The database cannot be reached or migrated."""
+
+
+class StartupError(BotframeworkError):
+    """The server cannot start; the message says why and which option to change."""
 
 
 class ChannelError(BotframeworkError):

@@ -29,6 +29,7 @@ from botframework.errors import (
 from botframework.events import EventBus, EventKind
 from botframework.hooks import TurnHooks
 from botframework.ledger import LedgerWriter
+from botframework.limits import Limits
 from botframework.media import MediaResolver
 from botframework.messages import Message, ToolSpec
 from botframework.modelcalls import ModelGateway
@@ -163,8 +164,11 @@ class InvocationService:
         events: EventBus,
         ledger: LedgerWriter,
         media: MediaResolver | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.config = config
+        self.limits = limits
+        """Per-tenant model-call concurrency (None: unlimited, e.g. the CLI)."""
         self.media = media
         """Resolves channel image references before each model call (None: the CLI, no channels)."""
         self.db = db
@@ -227,6 +231,7 @@ class InvocationService:
         again later) propagate, keeping what was persisted. Model calls share one deadline,
         ``agent.turn_timeout_s`` from now."""
         agent = self.agents[tenant]
+        router = self.limits.gate(self.router, tenant) if self.limits is not None else self.router
         ctx = ToolContext(tenant=tenant, conversation_id=conversation_id, turn_id=turn_id, origin=origin.label)
         ctx = replace(ctx, model_calls=self.model_calls.for_agent(ctx, agent.agent))
         async with self.db.read() as conn:
@@ -262,7 +267,7 @@ class InvocationService:
                         await self.emit(EventKind.STEERED, ctx, messages=merged)
                 tools = await agent.current_tools()
                 offer = tuple(t.spec for t in tools) if rounds < agent.agent.max_tool_rounds else ()
-                routed = await self.router.call(
+                routed = await router.call(
                     candidates=agent.candidates,
                     build=lambda name, offer=offer: self._build(agent, ctx, name, offer),  # type: ignore[misc]
                     on_overflow=self._on_overflow,

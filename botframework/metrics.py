@@ -57,6 +57,25 @@ class Metrics:
         self.deliveries = Counter(
             "botframework_deliveries_total", "Reply deliveries by result", ["channel", "result"], registry=r
         )
+        self.limit_refusals = Counter(
+            "botframework_limit_refusals_total",
+            "Messages refused by a limit (input_too_long, queue_full, quota_exceeded, rate_limited)",
+            ["tenant", "limit"],
+            registry=r,
+        )
+        self.limit_value = Gauge("botframework_limit", "Configured limits", ["tenant", "limit"], registry=r)
+        self.model_calls_in_flight = Gauge(
+            "botframework_model_calls_in_flight", "Model calls running now (per tenant)", ["tenant"], registry=r
+        )
+        self.tokens_today = Gauge(
+            "botframework_tenant_tokens_today", "Model tokens used today (UTC) per the ledger", ["tenant"], registry=r
+        )
+        self.webhook_rejections = Counter(
+            "botframework_webhook_rejections_total",
+            "Webhook requests refused (bad signature, stale or replayed)",
+            ["channel"],
+            registry=r,
+        )
 
     def observe_model_call(self, record: AttemptRecord) -> None:
         self.model_calls.labels(record.model_name, record.outcome).inc()

@@ -25,13 +25,14 @@ from botframework.channel import ChannelAdapter, EventRef, IngestResult, IngestS
 from botframework.channel_state import ChannelState
 from botframework.config.schema import Config
 from botframework.config.sections import UnavailablePlugin
-from botframework.errors import DeliveryError, MediaError, StorageError
+from botframework.errors import DeliveryError, MediaError, SignatureError, StorageError
 from botframework.events import EventBus, log_event
 from botframework.health import ChannelHealthCollector
 from botframework.held_replies import HeldReplies
 from botframework.hooks import HookChain, resolve_hooks
 from botframework.invocation import AgentRuntime, InvocationService
 from botframework.ledger import LedgerWriter
+from botframework.limits import Limits, Refusal
 from botframework.media import MediaResolver
 from botframework.messages import Message
 from botframework.metrics import Metrics
@@ -39,6 +40,8 @@ from botframework.models.base import ModelClient
 from botframework.models.registry import build_client
 from botframework.models.router import ModelRouter
 from botframework.plugins import CHANNELS
+from botframework.replay import ReplayGuard
+from botframework.retention import run_retention
 from botframework.scheduler import ConversationScheduler
 from botframework.states import DeliveryStatus, TurnFailure, TurnStatus
 from botframework.tools.mcp.config import MCP_MEDIA_SOURCE
@@ -55,6 +58,9 @@ from storage.deliveries import (
     mark_delivery,
     pending_deliveries,
 )
+from storage.keys import deployment_key
+from storage.limits import SqlLimitsStore
+from storage.replay import SqlNonceStore
 from storage.turns import (
     create_turn,
     events_of_turn,
@@ -127,7 +133,9 @@ class Runtime:
             else {name: build_client(name, cfg) for name, cfg in config.models.items()}
         )
         self.router = ModelRouter(clients=self.clients, sleep=sleep)
-        media = MediaResolver(fetch=self._fetch_media, kept_sources=(MCP_MEDIA_SOURCE,))
+        media = MediaResolver(
+            fetch=self._fetch_media, trusted_hosts=self._image_hosts(), kept_sources=(MCP_MEDIA_SOURCE,)
+        )
         self.mcp = mcp_connections(config.mcp_servers)
         """Sessions with MCP servers, opened when a turn first needs them (None: none configured)."""
         agents = {}
@@ -143,6 +151,8 @@ class Runtime:
                 ),
             )
         self.ledger = LedgerWriter(db=self.db, metrics=self.metrics)
+        self.limits = Limits(config=config, store=SqlLimitsStore(db=self.db), metrics=self.metrics)
+        self.replay = ReplayGuard(store=SqlNonceStore(db=self.db))
         self.invocation = InvocationService(
             config=config,
             db=self.db,
@@ -152,6 +162,7 @@ class Runtime:
             events=self.events,
             ledger=self.ledger,
             media=media,
+            limits=self.limits,
         )
         self.scheduler = ConversationScheduler(process=self._process, on_depth=self.metrics.queue_depth.set)
         self.adapters: dict[tuple[str, str], ChannelAdapter[Any]] = {}
@@ -181,6 +192,8 @@ class Runtime:
         for adapter in self.adapters.values():
             await adapter.start()
         await self.recover()
+        if self.config.storage.retention_days is not None:
+            self._spawn(run_retention(self.db, days=self.config.storage.retention_days))
 
     async def stop(self) -> None:
         cancelled = await self.scheduler.close(self.config.server.shutdown_timeout_s)
@@ -225,6 +238,9 @@ class Runtime:
         if turn.tenant not in self.config.tenants:
             raise LookupError(f"unknown tenant {turn.tenant!r}")
         agent = self.config.tenants[turn.tenant].agent
+        refusal = await self.limits.admit(turn)
+        if refusal is not None:
+            return await self._refused(turn, refusal)
         message = Message.user(turn.text, images=turn.images)
         count = await self.budget.acount_message(self.config.models[agent.model], message)
         try:
@@ -271,6 +287,41 @@ class Runtime:
         self.scheduler.submit(conversation_id, turn_id)
         return IngestResult(status=IngestStatus.ACCEPTED, turn_id=turn_id, conversation_id=conversation_id)
 
+    async def _refused(self, turn: Turn, refusal: Refusal) -> IngestResult:
+        """A refused message is not stored, unless it was already (a vendor's redelivery)."""
+        async with self.db.read() as conn:
+            found = await find_event(conn, tenant=turn.tenant, channel=turn.channel, event_id=turn.event_id)
+        if found is not None:
+            return IngestResult(status=IngestStatus.DUPLICATE, turn_id=found[0], conversation_id=found[1])
+        self.metrics.inbound.labels(turn.tenant, turn.channel, "refused").inc()
+        log.info("refused a %s message of tenant %s: %s", turn.channel, turn.tenant, refusal.kind)
+        return IngestResult(status=IngestStatus.REFUSED, turn_id="", conversation_id=0, refusal=refusal)
+
+    async def check_replay(
+        self, *, tenant: str, channel: str, timestamp: str, nonce: str, body: bytes, window_s: int
+    ) -> None:
+        try:
+            await self.replay.check(
+                tenant=tenant, channel=channel, timestamp=timestamp, nonce=nonce, body=body, window_s=window_s
+            )
+        except SignatureError:
+            self.metrics.webhook_rejections.labels(channel).inc()
+            raise
+
+    async def deployment_key(self, name: str) -> bytes:
+        return await deployment_key(self.db, name)
+
+    def _image_hosts(self) -> tuple[str, ...]:
+        """Every configured channel's public image CDN hosts (see ``ChannelAdapter.image_hosts``)."""
+        hosts = {
+            host
+            for tenant in self.config.tenants.values()
+            for name, cfg in tenant.channels.items()
+            if not isinstance(cfg, UnavailablePlugin)
+            for host in CHANNELS.load(name).image_hosts
+        }
+        return tuple(sorted(hosts))
+
     async def has_conversation(self, tenant: str, channel: str, conversation_key: str) -> bool:
         async with self.db.read() as conn:
             return await find_conversation(conn, tenant=tenant, channel=channel, key=conversation_key) is not None
@@ -301,9 +352,13 @@ class Runtime:
             await self._deliver(d, retry=False)
         return len(pending)
 
-    async def cancel(self, tenant: str, channel: str, event_id: str) -> bool:
+    async def cancel(self, tenant: str, channel: str, event_id: str, *, conversation_key: str | None = None) -> bool:
         async with self.db.read() as conn:
             found = await find_event(conn, tenant=tenant, channel=channel, event_id=event_id)
+            if found is not None and conversation_key is not None:
+                owner = await find_conversation(conn, tenant=tenant, channel=channel, key=conversation_key)
+                if owner != found[1]:
+                    return False  # someone else's message: not theirs to cancel
         return found is not None and self.scheduler.cancel(found[0])
 
     def channel_state(self, tenant: str, channel: str) -> ChannelState:

@@ -2,11 +2,18 @@
 
 Channel routes are registered once per path (``/t/{tenant}/slack/events``) and dispatched by tenant,
 so an unknown tenant or a channel a tenant has not enabled is a plain 404 with no side effect.
+
+``/healthz`` is public and names no tenant. ``/metrics`` names tenants and their volumes, so it is
+not public: with ``server.admin_port`` it is served only on that separate listener; with
+``server.metrics_token`` it needs ``Authorization: Bearer <token>``; with neither it answers only
+when the server listens on a loopback address.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import logging
 import signal
 from collections import defaultdict
@@ -17,8 +24,9 @@ from aiohttp import web
 
 from botframework.health import health_report
 from botframework.runtime import Runtime
+from botframework.startup import listen_error
 
-__all__ = ["RUNTIME_KEY", "build_app", "serve"]
+__all__ = ["RUNTIME_KEY", "build_admin_app", "build_app", "serve"]
 
 log = logging.getLogger("botframework.server")
 
@@ -48,16 +56,62 @@ def _dispatcher(path: str, handlers: dict[str, Handler]) -> Handler:
     return dispatch
 
 
-def build_app(runtime: Runtime) -> web.Application:
-    """The application; ``runtime`` starts and stops with it."""
-    app = web.Application(client_max_size=runtime.config.server.max_body_bytes)
-    app[RUNTIME_KEY] = runtime
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
+
+def _metrics_handler(runtime: Runtime, *, public: bool, host: str) -> Handler:
+    """``/metrics`` as the public listener (``public``) or the admin listener serves it."""
+    server = runtime.config.server
+
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        if public and server.admin_port is not None:
+            return _not_found("metrics are served on the admin listener (server.admin_port)")
+        if server.metrics_token is not None:
+            expected = f"Bearer {server.metrics_token.get_secret_value()}".encode()
+            given = request.headers.get("Authorization", "").encode("utf-8", "replace")
+            if not hmac.compare_digest(given, expected):
+                return web.json_response(
+                    {"error": "metrics need Authorization: Bearer <server.metrics_token>"},
+                    status=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        elif public and not _is_loopback(host):
+            return web.json_response(
+                {"error": "metrics are not public: set server.admin_port or server.metrics_token"}, status=403
+            )
+        return web.Response(body=runtime.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})
+
+    return metrics
+
+
+def _healthz_handler(runtime: Runtime) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response(health_report(runtime.adapters.values()))
 
-    async def metrics(_request: web.Request) -> web.Response:
-        return web.Response(body=runtime.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})
+    return healthz
+
+
+def build_admin_app(runtime: Runtime) -> web.Application:
+    """The admin listener's application: ``/metrics`` and ``/healthz``."""
+    app = web.Application()
+    app.router.add_get("/healthz", _healthz_handler(runtime))
+    app.router.add_get("/metrics", _metrics_handler(runtime, public=False, host=runtime.config.server.admin_host))
+    return app
+
+
+def build_app(runtime: Runtime, *, host: str | None = None) -> web.Application:
+    """The application; ``runtime`` starts and stops with it. ``host`` is the address it listens on
+    (default ``server.host``): ``/metrics`` without a token answers only on a loopback address."""
+    app = web.Application(client_max_size=runtime.config.server.max_body_bytes)
+    app[RUNTIME_KEY] = runtime
+    healthz = _healthz_handler(runtime)
+    metrics = _metrics_handler(runtime, public=True, host=host or runtime.config.server.host)
 
     async def chat_page(request: web.Request) -> web.StreamResponse:
         tenant = request.match_info["tenant"]
@@ -99,13 +153,32 @@ def build_app(runtime: Runtime) -> web.Application:
 
 async def serve(runtime: Runtime, *, host: str, port: int, ready: Callable[[str], None] | None = None) -> None:
     """Run until SIGINT/SIGTERM, then finish in-flight turns (within the shutdown timeout) and exit."""
-    app = build_app(runtime)
+    app = build_app(runtime, host=host)
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=runtime.config.server.shutdown_timeout_s
     )
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
+    admin: web.AppRunner | None = None
+    server = runtime.config.server
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise listen_error(exc, host=host, port=port) from None
+        if server.admin_port is not None:
+            admin = web.AppRunner(build_admin_app(runtime), handle_signals=False, access_log=None)
+            await admin.setup()
+            try:
+                await web.TCPSite(admin, server.admin_host, server.admin_port).start()
+            except OSError as exc:
+                raise listen_error(exc, host=server.admin_host, port=server.admin_port, what="admin") from None
+            log.info("metrics on the admin listener %s", admin.addresses)
+    except BaseException:
+        if admin is not None:
+            await admin.cleanup()
+        await runner.cleanup()
+        raise
     bound = runner.addresses[0][1] if runner.addresses else port
     url = f"http://{host}:{bound}"
     if ready is not None:
@@ -118,4 +191,6 @@ async def serve(runtime: Runtime, *, host: str, port: int, ready: Callable[[str]
         await stop.wait()
         log.info("shutting down: finishing in-flight turns (up to %ss)", runtime.config.server.shutdown_timeout_s)
     finally:
+        if admin is not None:
+            await admin.cleanup()
         await runner.cleanup()

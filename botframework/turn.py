@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from botframework.errors import ErrorKind
+from botframework.inputs import clean_text
 from botframework.messages import ImagePart
 from botframework.states import TurnFailure
 
@@ -37,6 +38,16 @@ class ReplyTarget(BaseModel):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, Mapping):
+        return {clean_text(str(k)): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +74,11 @@ class Turn:
     def __post_init__(self) -> None:
         if isinstance(self.reply_target, ReplyTarget):
             object.__setattr__(self, "reply_target", self.reply_target.model_dump(mode="json"))
+        # Whatever a channel parsed, what is stored must be encodable: repair lone surrogates here,
+        # once for every channel, so no stored row can break a history replay later.
+        for name in ("event_id", "conversation_key", "user_id", "text"):
+            object.__setattr__(self, name, clean_text(getattr(self, name)))
+        object.__setattr__(self, "reply_target", _clean(self.reply_target))
 
     @property
     def target(self) -> Mapping[str, Any]:

@@ -39,20 +39,24 @@ __all__ = [
     "CHANNEL_STATE",
     "CONVERSATIONS",
     "DELIVERIES",
+    "DEPLOYMENT_KEYS",
     "INBOUND_EVENTS",
     "MESSAGES",
     "MODEL_CALLS",
     "SUMMARIES",
     "TURNS",
+    "WEBHOOK_NONCES",
     "Base",
     "ChannelStateRow",
     "Conversation",
     "Delivery",
+    "DeploymentKey",
     "InboundEvent",
     "MessageRow",
     "ModelCall",
     "Summary",
     "TurnRow",
+    "WebhookNonce",
 ]
 
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
@@ -147,6 +151,7 @@ class InboundEvent(Base):
     __table_args__ = (
         UniqueConstraint("tenant", "channel", "event_id"),
         Index("ix_inbound_events_turn_id", "turn_id"),
+        Index("ix_inbound_events_sender", "tenant", "channel", "user_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -224,6 +229,38 @@ class ChannelStateRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class WebhookNonce(Base):
+    """A signed webhook's (timestamp, nonce), bound to the one body it was accepted with.
+
+    The same pair with another body is a replay carrying a forged message. Rows are needed only while
+    the timestamp is inside the replay window; ``expires_at`` says when a row may be deleted.
+    """
+
+    __tablename__ = "webhook_nonces"
+    __table_args__ = (
+        UniqueConstraint("tenant", "channel", "timestamp", "nonce"),
+        Index("ix_webhook_nonces_expires_at", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    timestamp: Mapped[str] = mapped_column(String(32))
+    nonce: Mapped[str] = mapped_column(String(128))
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DeploymentKey(Base):
+    """A random key shared by every process of a deployment (e.g. what signs web chat resume tokens)."""
+
+    __tablename__ = "deployment_keys"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 # Core (non-ORM) handles: the repositories use Core statements, which are much faster per row.
 CONVERSATIONS = cast(Table, Conversation.__table__)
 MESSAGES = cast(Table, MessageRow.__table__)
@@ -233,3 +270,5 @@ INBOUND_EVENTS = cast(Table, InboundEvent.__table__)
 DELIVERIES = cast(Table, Delivery.__table__)
 MODEL_CALLS = cast(Table, ModelCall.__table__)
 CHANNEL_STATE = cast(Table, ChannelStateRow.__table__)
+WEBHOOK_NONCES = cast(Table, WebhookNonce.__table__)
+DEPLOYMENT_KEYS = cast(Table, DeploymentKey.__table__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from botframework.inputs import clean_text
 from botframework.states import TurnStatus
 from botframework.turn import Turn
 from storage.tables import CONVERSATIONS, INBOUND_EVENTS, MESSAGES, TURNS
@@ -26,6 +28,8 @@ __all__ = [
     "set_turn_status",
     "turn_record",
 ]
+
+log = logging.getLogger(__name__)
 
 turns = TURNS
 events = INBOUND_EVENTS
@@ -190,7 +194,16 @@ async def recent_transcript(conn: AsyncConnection, *, conversation_id: int, limi
     )
     out = []
     for row in reversed((await conn.execute(query)).all()):
-        text = "".join(p.get("text", "") for p in (row.content or []) if p.get("type") == "text")
+        try:
+            text = clean_text("".join(p.get("text", "") for p in (row.content or []) if p.get("type") == "text"))
+        except (AttributeError, TypeError) as exc:  # a row no version of this code wrote; never fatal
+            log.warning(
+                "transcript of conversation %s: skipping a %s message with unreadable content (%s)",
+                conversation_id,
+                row.role,
+                exc,
+            )
+            continue
         if row.role == "assistant" and not text:
             continue
         out.append({"role": row.role, "text": text, "event_id": row.event_id})

@@ -66,7 +66,7 @@ async def test_failures_become_a_note_and_keep_the_rest_of_the_message() -> None
             ("acme", "slack", "ok"): (PNG, "image/png"),
         }
     )
-    resolver = MediaResolver(fetch=fetch)
+    resolver = MediaResolver(fetch=fetch, trusted_hosts=["cdn.example.com"])
     message = Message.user(
         "three pictures",
         images=[ImagePart(url=media_ref("slack", r)) for r in ("big", "html", "gone")]

@@ -30,6 +30,7 @@ __all__ = [
     "Config",
     "HistoryConfig",
     "HttpUrl",
+    "LimitsConfig",
     "LoggingConfig",
     "ModelConfig",
     "Name",
@@ -53,6 +54,13 @@ class ServerConfig(_Strict):
     """On SIGTERM, how long in-flight turns may run before they are cancelled (their input stays stored)."""
     max_body_bytes: int = Field(1_048_576, ge=1024)
     """Largest webhook body accepted; larger gets HTTP 413."""
+    admin_port: int | None = Field(None, ge=0, le=65535)
+    """Serve ``/metrics`` on this separate port (on ``admin_host``) instead of the public listener."""
+    admin_host: str = "127.0.0.1"
+    """Interface of the admin listener; keep it private."""
+    metrics_token: SecretStr | None = Field(None, min_length=16)
+    """Bearer token ``/metrics`` requires (``Authorization: Bearer ...``). Without it and without
+    ``admin_port``, ``/metrics`` answers only when ``host`` is a loopback address."""
 
 
 class StorageConfig(_Strict):
@@ -62,6 +70,9 @@ class StorageConfig(_Strict):
     """Apply Alembic migrations at start; off means run ``botframework db upgrade`` yourself."""
     pool_size: int = Field(10, ge=1, le=200)
     """Connections kept open (PostgreSQL)."""
+    retention_days: int | None = Field(None, ge=1, le=36_500)
+    """Delete conversations' messages, turns and replies older than this many days (``serve`` does it
+    every few hours; ``botframework db prune`` on demand). Omitted: keep everything."""
 
     @model_validator(mode="after")
     def _driver(self) -> StorageConfig:
@@ -218,12 +229,30 @@ class AgentConfig(_Strict):
     """Models and tier allowlist for the model calls tools make (``summarize``, ``translate``, ...)."""
 
 
+class LimitsConfig(_Strict):
+    """What one user, conversation or tenant may cost; a message over a limit is refused with a clear
+    message to its sender and counted in /metrics (``botframework_limit_refusals_total``)."""
+
+    max_input_chars: int = Field(32_000, ge=1, le=1_000_000)
+    """Longest user message accepted; longer ones are not stored."""
+    max_queued_per_conversation: int = Field(20, ge=1, le=10_000)
+    """Messages of one conversation accepted and not yet answered; more are refused until it catches up."""
+    max_concurrent_model_calls: int = Field(16, ge=1, le=10_000)
+    """Model calls of this tenant running at once (per process); more wait for a free slot."""
+    daily_tokens_per_user: int | None = Field(None, ge=1)
+    """Model tokens (input + output, from the ledger) one user's turns may use per UTC day. Omitted: no cap."""
+    daily_tokens_per_tenant: int | None = Field(None, ge=1)
+    """Model tokens the whole tenant may use per UTC day; set it before exposing the bot. Omitted: no cap."""
+
+
 class TenantConfig(_Strict):
     agent: AgentConfig
     """The agent every channel of this tenant talks to."""
     channels: Annotated[dict[Name, BaseModel], WrapValidator(validate_channels)] = Field(default_factory=dict)
     """Enabled channels: each key names a channel plugin (entry point group ``botframework.channels``)
     and holds that channel's options; a key that is present turns the channel on (``websocket: {}``)."""
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    """Input length, queue depth, model concurrency and daily token quotas."""
 
 
 class Config(_Strict):

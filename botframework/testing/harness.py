@@ -80,7 +80,9 @@ class BotHarness:
         db_url: str,
         context_window: int = 4096,
         max_output_tokens: int = 512,
+        tenant_options: Mapping[str, Any] | None = None,
     ) -> None:
+        """``tenant_options`` adds keys to the tenant's section (e.g. ``{"limits": {...}}``)."""
         self.tenant = TENANT
         self.channel = channel
         self.config = Config.model_validate(
@@ -98,6 +100,7 @@ class BotHarness:
                     TENANT: {
                         "agent": {"model": "main", "system_prompt": "You are a test bot."},
                         "channels": {channel: dict(channel_config)},
+                        **(tenant_options or {}),
                     }
                 },
             }

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from botframework.channel import IngestResult, IngestStatus, Outbound, ReplyClaim
 from botframework.channel_state import MemoryChannelState
+from botframework.replay import MemoryNonceStore, ReplayGuard
 from botframework.turn import ReplySink, Turn
 
 __all__ = ["AttachedSink", "RecordingRuntime"]
@@ -53,6 +55,10 @@ class RecordingRuntime:
     states: dict[tuple[str, str], MemoryChannelState] = field(default_factory=dict)
     """Channel state per (tenant, channel), created on first use."""
     claims: list[ReplyClaim] = field(default_factory=list)
+    replay: ReplayGuard = field(default_factory=lambda: ReplayGuard(store=MemoryNonceStore()))
+    """The real replay check, on bindings kept in memory."""
+    replay_checks: list[tuple[str, str, str]] = field(default_factory=list)
+    _keys: dict[str, bytes] = field(default_factory=dict)
 
     _seen: dict[tuple[str, str, str], IngestResult] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -133,12 +139,23 @@ class RecordingRuntime:
         self.redeliveries.append((tenant, channel, conversation_key))
         return 0
 
-    async def cancel(self, tenant: str, channel: str, event_id: str) -> bool:
+    async def cancel(self, tenant: str, channel: str, event_id: str, *, conversation_key: str | None = None) -> bool:
         self.cancels.append((tenant, channel, event_id))
         return False
 
     def channel_state(self, tenant: str, channel: str) -> MemoryChannelState:
         return self.states.setdefault((tenant, channel), MemoryChannelState())
+
+    async def check_replay(
+        self, *, tenant: str, channel: str, timestamp: str, nonce: str, body: bytes, window_s: int
+    ) -> None:
+        self.replay_checks.append((channel, timestamp, nonce))
+        await self.replay.check(
+            tenant=tenant, channel=channel, timestamp=timestamp, nonce=nonce, body=body, window_s=window_s
+        )
+
+    async def deployment_key(self, name: str) -> bytes:
+        return self._keys.setdefault(name, secrets.token_bytes(32))
 
     async def wait_reply(self, tenant: str, channel: str, event_id: str, *, timeout: float) -> bool:
         """No reply is ever recorded here: waits the timeout and says so."""

@@ -32,7 +32,7 @@ import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import HTTPClient, Route
 
-from botframework.channel import ChannelRuntime, Outbound
+from botframework.channel import ChannelRuntime, IngestStatus, Outbound
 from botframework.chunked import ChunkedAdapter, VendorError
 from botframework.errors import DeliveryError, PayloadError, StorageError
 from channels.discord.config import DiscordChannelConfig
@@ -119,6 +119,7 @@ class DiscordAdapter(ChunkedAdapter[DiscordChannelConfig, DiscordTarget, None]):
 
     name = CHANNEL
     config_model = DiscordChannelConfig
+    image_hosts = ("cdn.discordapp.com", "media.discordapp.net")
     target_model = DiscordTarget
     message_limit = LIMIT
     delivery_errors = DELIVERY_ERRORS
@@ -208,7 +209,7 @@ class DiscordAdapter(ChunkedAdapter[DiscordChannelConfig, DiscordTarget, None]):
             except Exception:
                 log.exception("discord tenant %s: could not ingest message %s", self.tenant, view.id)
                 return
-        if not result.duplicate:
+        if result.status is IngestStatus.ACCEPTED:
             self._start_typing(result.turn_id, message.channel)
 
     async def _parent_of(self, channel: discord.abc.Messageable) -> str | None:

@@ -61,6 +61,7 @@ from lark_oapi.core.token import TokenManager
 from botframework.channel import ChannelRuntime, Outbound, Route
 from botframework.chunked import ChunkedAdapter, VendorError
 from botframework.errors import DeliveryError, MediaError, PayloadError, SignatureError
+from botframework.inputs import load_json_object
 from channels.feishu.config import FeishuChannelConfig
 from channels.feishu.crypto import decrypt, token_matches, verify_signature
 from channels.feishu.events import CHANNEL, MESSAGE_RECEIVE, FeishuTarget, event_type, parse_event
@@ -196,11 +197,9 @@ class _EventBridge(lark.EventDispatcherHandler):  # type: ignore[misc]
 
     def _do_without_validation(self, payload: bytes) -> Any:
         try:
-            event = json.loads(payload)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            log.warning("feishu tenant %s: ignoring a non-JSON long-connection event", self._adapter.tenant)
-            return None
-        if not isinstance(event, dict):
+            event = load_json_object(payload, what="long-connection event")
+        except PayloadError as exc:
+            log.warning("feishu tenant %s: ignoring a long-connection event: %s", self._adapter.tenant, exc)
             return None
         future = asyncio.run_coroutine_threadsafe(self._adapter.handle_event(event), self._server_loop)
         try:
@@ -345,9 +344,21 @@ class FeishuAdapter(ChunkedAdapter[FeishuChannelConfig, FeishuTarget, str]):
         body = await request.read()
         try:
             payload = self.open_payload(request.headers, body)
+            if self._encrypt_key is not None and payload.get("type") != "url_verification":
+                await self.runtime.check_replay(
+                    tenant=self.tenant,
+                    channel=self.name,
+                    timestamp=request.headers.get("X-Lark-Request-Timestamp", ""),
+                    nonce=request.headers.get("X-Lark-Request-Nonce", ""),
+                    body=body,
+                    window_s=self.settings.replay_window_s,
+                )
         except SignatureError as exc:
             log.warning("feishu tenant %s: rejected event request: %s", self.tenant, exc)
             return web.json_response({"msg": "invalid signature or token"}, status=401)
+        except PayloadError as exc:
+            log.warning("feishu tenant %s: malformed event: %s", self.tenant, exc)
+            return web.json_response({"msg": str(exc)}, status=400)
         if payload.get("type") == "url_verification":
             return web.json_response({"challenge": payload.get("challenge")})
         try:
@@ -355,41 +366,43 @@ class FeishuAdapter(ChunkedAdapter[FeishuChannelConfig, FeishuTarget, str]):
         except PayloadError as exc:
             log.warning("feishu tenant %s: malformed event: %s", self.tenant, exc)
             return web.json_response({"msg": str(exc)}, status=400)
-        except Exception:
-            log.exception("feishu tenant %s: ingest failed; Feishu will redeliver", self.tenant)
-            return web.json_response({"msg": "temporarily unavailable"}, status=500)
+        except Exception as exc:
+            log.error(
+                "feishu tenant %s: ingest failed, Feishu will redeliver: %s: %s", self.tenant, type(exc).__name__, exc
+            )
+            return web.json_response({"msg": "temporarily unavailable"}, status=503)
         return web.json_response({"msg": "success"})
 
     def open_payload(self, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
-        """The verified (and decrypted) payload of a webhook request; SignatureError otherwise.
+        """The verified (and decrypted) payload of a webhook request.
 
-        With an encrypt_key, every event must be encrypted and carry a valid signature; only
-        ``url_verification`` (which Feishu does not sign, and which has no side effect) may come
-        unsigned, and it must still decrypt with our key. With a verification token, the payload's
-        token (``header.token`` in v2, ``token`` otherwise) must match.
+        SignatureError when it is not genuine; PayloadError when it is (the signature holds) but
+        cannot be used. With an encrypt_key, the signature is checked on the raw bytes before they
+        are parsed, and every event must be encrypted and signed; only ``url_verification`` (which
+        Feishu does not sign, and which has no side effect) may come unsigned, and it must still
+        decrypt with our key. With a verification token, the payload's token (``header.token`` in
+        v2, ``token`` otherwise) must match.
         """
-        outer = _json_object(body)
         if self._encrypt_key is not None:
-            encrypted = outer.get("encrypt")
-            if not isinstance(encrypted, str):
-                raise SignatureError("feishu request is not encrypted although encrypt_key is set")
             received = headers.get("X-Lark-Signature")
-            signed = received is not None and verify_signature(
-                timestamp=headers.get("X-Lark-Request-Timestamp", ""),
-                nonce=headers.get("X-Lark-Request-Nonce", ""),
-                encrypt_key=self._encrypt_key,
-                body=body,
-                received=received,
-            )
-            if received is not None and not signed:
-                raise SignatureError("feishu X-Lark-Signature does not match the body")
-            payload = _json_object(decrypt(self._encrypt_key, encrypted))
-            if not signed and payload.get("type") != "url_verification":
-                raise SignatureError(f"unsigned feishu event (type {event_type(payload) or payload.get('type')!r})")
+            if received is not None:
+                if not verify_signature(
+                    timestamp=headers.get("X-Lark-Request-Timestamp", ""),
+                    nonce=headers.get("X-Lark-Request-Nonce", ""),
+                    encrypt_key=self._encrypt_key,
+                    body=body,
+                    received=received,
+                ):
+                    raise SignatureError("feishu X-Lark-Signature does not match the body")
+                payload = _signed_payload(self._encrypt_key, body)
+            else:
+                payload = _unsigned_payload(self._encrypt_key, body)
+                if payload.get("type") != "url_verification":
+                    raise SignatureError(f"unsigned feishu event (type {event_type(payload) or payload.get('type')!r})")
         else:
-            if "encrypt" in outer:
+            payload = _json_object(body)
+            if "encrypt" in payload:
                 raise SignatureError("feishu request is encrypted but no encrypt_key is configured")
-            payload = outer
         if self._token is not None:
             header = payload.get("header")
             token = header.get("token") if isinstance(header, Mapping) else payload.get("token")
@@ -550,12 +563,31 @@ def _image_type(content_type: str, data: bytes) -> str:
 def _json_object(raw: bytes) -> dict[str, Any]:
     """A JSON object from an unverified body; anything else cannot be from Feishu (SignatureError)."""
     try:
-        value = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SignatureError(f"feishu request body is not JSON ({len(raw)} bytes)") from exc
-    if not isinstance(value, dict):
-        raise SignatureError(f"feishu request body is JSON {type(value).__name__}, not an object")
-    return value
+        return load_json_object(raw, what=f"feishu request body ({len(raw)} bytes)")
+    except PayloadError as exc:
+        raise SignatureError(str(exc)) from None
+
+
+def _signed_payload(encrypt_key: str, body: bytes) -> dict[str, Any]:
+    """The event inside a body whose signature holds: whatever is wrong with it now is a PayloadError."""
+    outer = load_json_object(body, what="feishu request body")
+    encrypted = outer.get("encrypt")
+    if not isinstance(encrypted, str):
+        raise PayloadError("feishu request is not encrypted although encrypt_key is set")
+    try:
+        plain = decrypt(encrypt_key, encrypted)
+    except SignatureError as exc:
+        raise PayloadError(f"signed feishu body does not decrypt: {exc}") from None
+    return load_json_object(plain, what="decrypted feishu event")
+
+
+def _unsigned_payload(encrypt_key: str, body: bytes) -> dict[str, Any]:
+    """The event inside an unsigned body, which must at least decrypt with our key (SignatureError)."""
+    outer = _json_object(body)
+    encrypted = outer.get("encrypt")
+    if not isinstance(encrypted, str):
+        raise SignatureError("feishu request is not encrypted although encrypt_key is set")
+    return _json_object(decrypt(encrypt_key, encrypted))
 
 
 def _is_group_message(payload: Mapping[str, Any]) -> bool:

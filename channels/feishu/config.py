@@ -30,6 +30,10 @@ class FeishuChannelConfig(StrictModel):
     """Reply with a placeholder card and edit it (PATCH message) while the reply is produced."""
     update_interval_s: float = Field(1.0, ge=0.2, le=30)
     """Minimum time between card edits (Feishu allows 5 per second per message)."""
+    replay_window_s: int = Field(300, ge=0, le=86_400)
+    """Refuse callbacks whose timestamp is further than this many seconds from the server's clock, and
+    bind each (timestamp, nonce) to one body. 0 turns the window off: only for replaying the vendor's
+    old sample requests, never in production."""
 
     @model_validator(mode="after")
     def _webhook_is_verifiable(self) -> FeishuChannelConfig:

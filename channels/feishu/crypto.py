@@ -27,18 +27,19 @@ _BLOCK = 16
 
 def signature(*, timestamp: str, nonce: str, encrypt_key: str, body: bytes) -> str:
     """The hex digest Feishu sends in ``X-Lark-Signature`` for ``body``."""
-    return hashlib.sha256(timestamp.encode() + nonce.encode() + encrypt_key.encode() + body).hexdigest()
+    parts = (timestamp + nonce + encrypt_key).encode("utf-8", "replace")
+    return hashlib.sha256(parts + body).hexdigest()
 
 
 def verify_signature(*, timestamp: str, nonce: str, encrypt_key: str, body: bytes, received: str) -> bool:
     """Whether ``received`` is the signature of ``body`` (constant-time comparison)."""
     expected = signature(timestamp=timestamp, nonce=nonce, encrypt_key=encrypt_key, body=body)
-    return hmac.compare_digest(expected.encode(), received.strip().lower().encode())
+    return hmac.compare_digest(expected.encode(), received.strip().lower().encode("utf-8", "replace"))
 
 
 def token_matches(expected: str, received: object) -> bool:
     """Whether a payload's verification token is ours (constant-time comparison)."""
-    return isinstance(received, str) and hmac.compare_digest(expected.encode(), received.encode())
+    return isinstance(received, str) and hmac.compare_digest(expected.encode(), received.encode("utf-8", "replace"))
 
 
 def decrypt(encrypt_key: str, encrypted: str) -> bytes:

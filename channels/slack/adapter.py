@@ -1,6 +1,7 @@
 """Slack channel: slack-bolt's AsyncApp mounted in our aiohttp server (or Socket Mode).
 
-Inbound: bolt verifies the signature (fail closed: 401, 5-minute window) and answers
+Inbound: the signature is verified on the raw bytes before anything parses them (fail closed: 401,
+5-minute window, slack_sdk's ``SignatureVerifier``); then bolt verifies again and answers
 ``url_verification``; our one listener turns the payload into a Turn (:mod:`.events`) and awaits
 ``runtime.ingest`` *before* the response goes out (``process_before_response=True``). Ingest only
 persists and schedules, so the ack stays fast, and an acknowledged event is always stored. If ingest
@@ -32,11 +33,13 @@ from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from botframework.channel import ChannelRuntime, Outbound, Route
 from botframework.chunked import ChunkedAdapter, VendorError
 from botframework.errors import MediaError, PayloadError
+from botframework.inputs import load_json_object
 from botframework.media import MAX_IMAGE_BYTES
 from channels.slack.config import SlackChannelConfig
 from channels.slack.events import CHANNEL, SlackTarget, bot_user_from, parse_event
@@ -93,6 +96,7 @@ class SlackAdapter(ChunkedAdapter[SlackChannelConfig, SlackTarget, str]):
             self.live_interval_s = config.update_interval_s
         base_url = config.api_base_url if config.api_base_url.endswith("/") else config.api_base_url + "/"
         self._bot_token = config.bot_token.get_secret_value()
+        self._verifier = SignatureVerifier(signing_secret=config.signing_secret.get_secret_value())
         # No SDK-level retries: a failed delivery is retried by the core, which owns delivery records.
         self.client = AsyncWebClient(token=self._bot_token, base_url=base_url, logger=log, retry_handlers=[])
         self.bot_user_id: str | None = None
@@ -183,16 +187,31 @@ class SlackAdapter(ChunkedAdapter[SlackChannelConfig, SlackTarget, str]):
     # inbound
 
     async def handle_events(self, request: web.Request) -> web.StreamResponse:
-        """``POST /t/{tenant}/slack/events``: bolt verifies, answers, and dispatches to ``_on_event``."""
-        # bolt's verifier raises (-> 500, which Slack would retry) on a non-numeric timestamp or a
-        # body that is not UTF-8; neither can be a genuine Slack request, so fail closed with 401.
+        """``POST /t/{tenant}/slack/events``: verified here on the raw bytes, then bolt answers and
+        dispatches to ``_on_event``.
+
+        The signature (and its 5-minute window) is checked before anything parses the body, so
+        unauthenticated garbage is a 401 whatever it holds; a signed body that is not a JSON object
+        (or form) is a 400. bolt then parses a body known to be Slack's, and verifies it again.
+        """
+        body = await request.read()
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
-        if not (timestamp.isascii() and timestamp.isdigit()):
+        signature = request.headers.get("X-Slack-Signature", "")
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12 and signature.isascii()):
             return web.Response(status=401, text="invalid request")
         try:
-            bolt_request = await to_bolt_request(request)
+            text = body.decode("utf-8")  # Slack signs UTF-8; slack_sdk's verifier decodes it anyway
         except UnicodeDecodeError:
             return web.Response(status=401, text="invalid request")
+        if not self._verifier.is_valid(body=text, timestamp=timestamp, signature=signature):
+            return web.Response(status=401, text="invalid request")
+        try:
+            if request.content_type != "application/x-www-form-urlencoded":
+                load_json_object(text, what="slack request body")
+        except PayloadError as exc:
+            log.warning("slack tenant %s: malformed signed request: %s", self.tenant, exc)
+            return web.Response(status=400, text="malformed request")
+        bolt_request = await to_bolt_request(request)
         return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
     def _authorizer(self) -> Callable[..., Awaitable[AuthorizeResult]]:

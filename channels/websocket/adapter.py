@@ -1,9 +1,21 @@
 """The WebSocket channel adapter.
 
 A conversation is (tenant, websocket, user) and survives reconnects: on connect the client gets a
-``history`` frame and any reply produced while it was away. Several sockets of one user (tabs)
-all receive the reply. The ``user`` parameter identifies, it does not authenticate: protect the
-endpoint with ``token`` (shared secret) or an authenticating proxy.
+``session`` frame saying who it is, a ``history`` frame and any reply produced while it was away.
+Several sockets of one user (tabs) all receive the reply.
+
+Who a connection is never comes from a name the client picks (``channels.websocket.identity``):
+
+- ``anonymous`` (default): the server makes up a user and sends a ``resume`` token in the
+  ``session`` frame; ``?resume=<token>`` later is the same user. Tokens are HMACs under a deployment
+  key kept in the database, so they survive restarts and work on every process.
+- ``signed``: ``?user=U&expires=E&sig=S`` made by the operator's site (:mod:`botframework.identity`);
+  a missing, wrong or expired signature closes the socket with 4401 before any frame.
+- ``none``: ``?user=`` as given, for a trusted network or an authenticating proxy (warned at start).
+
+In every mode a browser handshake from a foreign ``Origin`` is refused (403), the optional shared
+``token`` is required, and each user may send ``rate_limit_per_min`` messages a minute; more get a
+``rate_limited`` error and are not stored.
 """
 
 from __future__ import annotations
@@ -14,22 +26,37 @@ import json
 import logging
 from collections import defaultdict
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from botframework.channel import ChannelAdapter, ChannelRuntime, Outbound, Route
-from botframework.errors import DeliveryError, PayloadError
+from botframework.errors import DeliveryError, PayloadError, SignatureError
+from botframework.identity import ResumeTokens, new_anonymous_user, verify_signed_user
+from botframework.inputs import check_identifier, clean_text, load_json_object
+from botframework.limits import RateLimiter
 from channels.websocket.config import WebSocketChannelConfig
-from channels.websocket.events import CHANNEL, CancelFrame, WebSocketTarget, event_id_for, parse_frame, to_turn
+from channels.websocket.events import (
+    CHANNEL,
+    MAX_USER_CHARS,
+    CancelFrame,
+    WebSocketTarget,
+    client_id,
+    event_id_for,
+    parse_frame,
+    to_turn,
+)
 from channels.websocket.render import delta_frame, final_frames, reset_frame, status_frame
 
 __all__ = ["WebSocketAdapter"]
 
 log = logging.getLogger("channels.websocket")
 
-MAX_USER_CHARS = 128
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHORIZED = 4401
+RESUME_KEY = "websocket.resume"
+"""Name of the deployment key that signs resume tokens."""
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 class _Socket:
@@ -40,9 +67,11 @@ class _Socket:
     async def send(self, frame: dict[str, Any]) -> bool:
         if self.ws.closed:
             return False
+        # clean_text: a frame must be UTF-8 whatever text it carries (a stored row, a client's id).
+        data = clean_text(json.dumps(frame, ensure_ascii=False))
         async with self.lock:
             try:
-                await self.ws.send_str(json.dumps(frame, ensure_ascii=False))
+                await self.ws.send_str(data)
             except (ConnectionError, RuntimeError):
                 return False
         return True
@@ -66,6 +95,23 @@ class _Sink:
         await self.adapter.broadcast(self.user, status_frame(self.reply_to, text))
 
 
+class _Refused(Exception):
+    """The handshake names no acceptable user: close with ``code`` and tell the client why."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _host_port(netloc: str, scheme: str) -> tuple[str, int | None] | None:
+    try:
+        parts = urlsplit(f"{scheme}://{netloc}")
+        return (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return None
+
+
 class WebSocketAdapter(ChannelAdapter[WebSocketChannelConfig]):
     """The web chat of one tenant: a WebSocket endpoint that streams replies to every tab of a user."""
 
@@ -75,9 +121,21 @@ class WebSocketAdapter(ChannelAdapter[WebSocketChannelConfig]):
     def __init__(self, *, tenant: str, config: WebSocketChannelConfig, runtime: ChannelRuntime) -> None:
         super().__init__(tenant=tenant, config=config, runtime=runtime)
         self._sockets: dict[str, set[_Socket]] = defaultdict(set)
+        self._rate = RateLimiter(limit=config.rate_limit_per_min, period_s=60.0)
+        self._resume: ResumeTokens | None = None
 
     def routes(self) -> list[Route]:
         return [Route(method="GET", path="ws", handler=self.handle)]
+
+    async def start(self) -> None:
+        if self.config.identity == "none":
+            log.warning(
+                "tenant %s: web chat identity is 'none': whoever reaches /t/%s/ws can connect as any user "
+                "and read that user's conversation. Use it only behind an authenticating proxy or on a "
+                "trusted network; otherwise set channels.websocket.identity to 'anonymous' or 'signed'.",
+                self.tenant,
+                self.tenant,
+            )
 
     async def stop(self) -> None:
         """Close open sockets (1001 going away): aiohttp's shutdown otherwise waits for every open handler."""
@@ -93,37 +151,96 @@ class WebSocketAdapter(ChannelAdapter[WebSocketChannelConfig]):
             sent += await sock.send(frame)
         return sent
 
-    def _authorized(self, request: web.Request) -> bool:
+    # -- handshake ---------------------------------------------------------------------------
+
+    def origin_allowed(self, request: web.Request) -> bool:
+        """No Origin (not a browser), the server's own host, or one of ``allowed_origins``."""
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True
+        origin = origin.strip().lower().rstrip("/")
+        if origin in self.config.allowed_origins:
+            return True
+        scheme, sep, netloc = origin.partition("://")
+        if not sep or scheme not in ("http", "https"):
+            return False
+        own = _host_port(request.host, scheme)
+        theirs = _host_port(netloc, scheme)
+        return own is not None and own == theirs
+
+    def _token_ok(self, request: web.Request) -> bool:
         if self.config.token is None:
             return True
         given = request.query.get("token", "")
-        return hmac.compare_digest(given.encode(), self.config.token.get_secret_value().encode())
+        return hmac.compare_digest(
+            given.encode("utf-8", "replace"), self.config.token.get_secret_value().encode("utf-8")
+        )
+
+    async def _resume_tokens(self) -> ResumeTokens:
+        if self._resume is None:
+            self._resume = ResumeTokens(key=await self.runtime.deployment_key(RESUME_KEY))
+        return self._resume
+
+    async def identify(self, request: web.Request) -> tuple[str, str | None]:
+        """The user this handshake is, and (anonymous mode) a fresh resume token; raises _Refused."""
+        query = request.query
+        if not self._token_ok(request):
+            raise _Refused(CLOSE_UNAUTHORIZED, "not authorized: bad or missing token")
+        mode = self.config.identity
+        if mode == "anonymous":
+            tokens = await self._resume_tokens()
+            user = tokens.user_of(query.get("resume", ""), tenant=self.tenant) or new_anonymous_user()
+            ttl = self.config.resume_ttl_days * 86_400
+            return user, tokens.issue(tenant=self.tenant, user=user, ttl_s=ttl)
+        user = query.get("user", "")
+        try:
+            check_identifier(user, what="query parameter 'user'", max_chars=MAX_USER_CHARS)
+        except PayloadError as exc:
+            code = CLOSE_UNAUTHORIZED if mode == "signed" else CLOSE_BAD_REQUEST
+            raise _Refused(code, str(exc)) from None
+        if mode == "signed":
+            assert self.config.secret is not None  # the config validator requires it
+            try:
+                verify_signed_user(
+                    self.config.secret.get_secret_value(),
+                    tenant=self.tenant,
+                    user=user,
+                    expires=query.get("expires", ""),
+                    sig=query.get("sig", ""),
+                )
+            except SignatureError as exc:
+                raise _Refused(CLOSE_UNAUTHORIZED, f"not authorized: {exc}") from None
+        return user, None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        user = request.query.get("user", "")
+        if not self.origin_allowed(request):
+            log.warning(
+                "tenant %s: refused a web chat handshake from origin %r", self.tenant, request.headers["Origin"]
+            )
+            return web.json_response(
+                {"error": "this page's origin may not open the chat socket (channels.websocket.allowed_origins)"},
+                status=403,
+            )
+        try:
+            user, resume = await self.identify(request)
+            refused = None
+        except _Refused as exc:
+            user, resume, refused = "", None, exc
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=1 << 20)
         await ws.prepare(request)
         sock = _Socket(ws)
-        if not user or len(user) > MAX_USER_CHARS or user != user.strip():
-            reason = f"query parameter 'user' is required: 1-{MAX_USER_CHARS} characters, no outer spaces"
-            await sock.send({"type": "error", "reply_to": None, "message": reason})
-            await ws.close(code=CLOSE_BAD_REQUEST, message=reason.encode()[:120])
-            return ws
-        if not self._authorized(request):
-            await sock.send({"type": "error", "reply_to": None, "message": "not authorized: bad or missing token"})
-            await ws.close(code=CLOSE_UNAUTHORIZED, message=b"not authorized")
+        if refused is not None:
+            if refused.code == CLOSE_BAD_REQUEST:  # unauthorized sockets get no frame at all
+                await sock.send({"type": "error", "reply_to": None, "message": refused.reason})
+            await ws.close(code=refused.code, message=refused.reason.encode()[:120])
             return ws
         self._sockets[user].add(sock)
         try:
-            history = await self.runtime.transcript(self.tenant, self.name, user)
-            await sock.send(
-                {
-                    "type": "history",
-                    "messages": [
-                        {"role": m["role"], "text": m["text"], "id": _client_id(m["event_id"], user)} for m in history
-                    ],
-                }
-            )
+            session: dict[str, Any] = {"type": "session", "user": user}
+            if resume is not None:
+                session["resume"] = resume
+            await sock.send(session)
+            await self._send_history(user, sock)
             await self.runtime.redeliver(self.tenant, self.name, user)
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -136,20 +253,45 @@ class WebSocketAdapter(ChannelAdapter[WebSocketChannelConfig]):
                 del self._sockets[user]
         return ws
 
+    async def _send_history(self, user: str, sock: _Socket) -> None:
+        history = await self.runtime.transcript(self.tenant, self.name, user)
+        await sock.send(
+            {
+                "type": "history",
+                "messages": [
+                    {"role": m["role"], "text": m["text"], "id": client_id(m["event_id"], user)} for m in history
+                ],
+            }
+        )
+
+    # -- frames ------------------------------------------------------------------------------
+
     async def _on_text(self, user: str, sock: _Socket, raw: str) -> None:
         try:
             frame = parse_frame(raw)
         except PayloadError as exc:
-            reply_to = _frame_id(raw)
-            await sock.send({"type": "error", "reply_to": reply_to, "message": f"bad frame: {exc}"})
+            await sock.send(
+                {"type": "error", "reply_to": _frame_id(raw), "kind": "bad_frame", "message": f"bad frame: {exc}"}
+            )
             return
         if isinstance(frame, CancelFrame):
-            await self.runtime.cancel(self.tenant, self.name, event_id_for(user, frame.id))
+            await self.runtime.cancel(self.tenant, self.name, event_id_for(user, frame.id), conversation_key=user)
+            return
+        if not self._rate.allow(user):
+            await sock.send(
+                {
+                    "type": "error",
+                    "reply_to": frame.id,
+                    "kind": "rate_limited",
+                    "message": f"Too many messages: at most {self.config.rate_limit_per_min} a minute. "
+                    "This one was not sent; try again in a moment.",
+                }
+            )
             return
         try:
             result = await self.runtime.ingest(to_turn(tenant=self.tenant, user=user, frame=frame))
-        except Exception:
-            log.exception("could not accept a websocket message from %s", user)
+        except Exception as exc:
+            log.error("could not accept a websocket message from %s: %s: %s", user, type(exc).__name__, exc)
             await sock.send(
                 {
                     "type": "error",
@@ -157,6 +299,11 @@ class WebSocketAdapter(ChannelAdapter[WebSocketChannelConfig]):
                     "kind": "unavailable",
                     "message": "the message could not be stored; send it again in a moment",
                 }
+            )
+            return
+        if result.refusal is not None:
+            await sock.send(
+                {"type": "error", "reply_to": frame.id, "kind": result.refusal.kind, "message": result.refusal.message}
             )
             return
         if not result.duplicate:
@@ -176,15 +323,10 @@ class WebSocketAdapter(ChannelAdapter[WebSocketChannelConfig]):
             )
 
 
-def _client_id(event_id: str | None, user: str) -> str | None:
-    prefix = event_id_for(user, "")
-    return event_id[len(prefix) :] if event_id and event_id.startswith(prefix) else None
-
-
 def _frame_id(raw: str) -> str | None:
     try:
-        data = json.loads(raw)
-    except ValueError:
+        data = load_json_object(raw, what="frame")
+    except PayloadError:
         return None
-    value = data.get("id") if isinstance(data, dict) else None
-    return value if isinstance(value, str) else None
+    value = data.get("id")
+    return value if isinstance(value, str) and len(value) <= 128 else None

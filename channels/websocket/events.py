@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from botframework.errors import PayloadError
+from botframework.inputs import check_identifier, load_json_object
 from botframework.turn import ReplyTarget, Turn
 
 __all__ = [
     "CHANNEL",
     "MAX_ID_CHARS",
     "MAX_TEXT_CHARS",
+    "MAX_USER_CHARS",
     "CancelFrame",
     "MessageFrame",
     "WebSocketTarget",
+    "client_id",
     "event_id_for",
     "parse_frame",
     "to_turn",
@@ -23,6 +25,8 @@ __all__ = [
 
 CHANNEL = "websocket"
 MAX_ID_CHARS = 128
+MAX_USER_CHARS = 120
+"""With the id, an event id stays within the 255 characters the database keeps."""
 MAX_TEXT_CHARS = 100_000
 
 
@@ -46,19 +50,14 @@ class CancelFrame:
 
 def _id(data: dict[str, Any]) -> str:
     value = data.get("id")
-    if not isinstance(value, str) or not value or len(value) > MAX_ID_CHARS:
+    if not isinstance(value, str):
         raise PayloadError(f"'id' must be a non-empty string of at most {MAX_ID_CHARS} characters, got {value!r}")
-    return value
+    return check_identifier(value, what="'id'", max_chars=MAX_ID_CHARS)
 
 
 def parse_frame(raw: str) -> MessageFrame | CancelFrame:
     """Parse one text frame. Raises PayloadError naming the problem."""
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise PayloadError(f"frame is not JSON: {exc.msg} at position {exc.pos}") from None
-    if not isinstance(data, dict):
-        raise PayloadError("frame must be a JSON object")
+    data = load_json_object(raw, what="frame")
     kind = data.get("type")
     if kind == "message":
         frame_id = _id(data)
@@ -74,8 +73,25 @@ def parse_frame(raw: str) -> MessageFrame | CancelFrame:
 
 
 def event_id_for(user: str, frame_id: str) -> str:
-    """Client ids are only unique per user; the dedupe key must not collide across users."""
-    return f"{user}\x1f{frame_id}"
+    """Client ids are only unique per user; the dedupe key must not collide across users.
+
+    The user's length comes first, so no (user, id) pair can spell another pair's key, whatever
+    characters either holds."""
+    return f"{len(user)}:{user}:{frame_id}"
+
+
+_LEGACY_SEPARATOR = "\x1f"
+"""Event ids stored by earlier versions were ``user + "\x1f" + id``."""
+
+
+def client_id(event_id: str | None, user: str) -> str | None:
+    """The client's id of a message from its stored event id, if ``user`` sent it."""
+    if not event_id:
+        return None
+    for prefix in (event_id_for(user, ""), user + _LEGACY_SEPARATOR):
+        if event_id.startswith(prefix):
+            return event_id[len(prefix) :]
+    return None
 
 
 def to_turn(*, tenant: str, user: str, frame: MessageFrame) -> Turn:

@@ -6,8 +6,10 @@ WXBizMsgCrypt scheme of :mod:`channels.wecom.crypto`, ``msg_signature``, receive
 URL verification GETs use the plain ``signature`` in both modes and echo ``echostr``.
 
 In safe mode a POST that is not encrypted is refused (401): the plain signature does not cover the
-body, so accepting it would let a replayed signature carry any message. Plaintext mode cannot do
-better than that (a vendor limitation): prefer safe mode.
+body, so accepting it would let a replayed signature carry any message. In plaintext mode that is
+what the replay check stops (:mod:`botframework.replay`): the timestamp must be within
+``replay_window_s`` and each (timestamp, nonce) is bound to the first body it came with. Safe mode
+is still the better choice.
 
 With ``reply_mode: api`` (the default) messages are acknowledged with ``success`` once ingested and
 the reply goes later through the customer-service API (:mod:`.api`). With ``reply_mode: passive``
@@ -76,6 +78,10 @@ class WeChatAdapter(CallbackAdapter[WeChatChannelConfig]):
     @property
     def holds_replies(self) -> bool:
         return self.passive is not None
+
+    @property
+    def replay_window_s(self) -> int:
+        return self.settings.replay_window_s
 
     def _verify_plain(self, query: Mapping[str, str]) -> None:
         verify_plain_signature(

@@ -38,3 +38,7 @@ class WeChatChannelConfig(StrictModel):
     continue_hint: str = Field(default="(send any message for the rest)", max_length=200)
     """Passive mode: appended to a passive reply when more text is kept for the user's next message
     (one reply holds 2,048 bytes)."""
+    replay_window_s: int = Field(300, ge=0, le=86_400)
+    """Refuse callbacks whose timestamp is further than this many seconds from the server's clock, and
+    bind each (timestamp, nonce) to one body. 0 turns the window off: only for replaying the vendor's
+    old sample requests, never in production."""

@@ -72,8 +72,14 @@ class CallbackAdapter(ChunkedAdapter[C, UserTarget, None]):
     target_model = UserTarget
     message_limit = LIMIT
     delivery_errors = DELIVERY_ERRORS
+    image_hosts = ("*.qpic.cn", "*.qlogo.cn")
     ack_body: ClassVar[str] = ""
     """What acknowledges a message without a passive reply."""
+
+    @property
+    @abstractmethod
+    def replay_window_s(self) -> int:
+        """``channels.<name>.replay_window_s``: how far a callback's timestamp may be from our clock."""
 
     api: TokenApi
 
@@ -120,8 +126,17 @@ class CallbackAdapter(ChunkedAdapter[C, UserTarget, None]):
 
     async def handle_message(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
+        query = raw_query(request)
         try:
-            message = self.open_message(raw_query(request), raw)
+            message = self.open_message(query, raw)
+            await self.runtime.check_replay(
+                tenant=self.tenant,
+                channel=self.name,
+                timestamp=query.get("timestamp", ""),
+                nonce=query.get("nonce", ""),
+                body=raw,
+                window_s=self.replay_window_s,
+            )
         except SignatureError as exc:
             return self._reject(request, exc)
         try:
@@ -133,9 +148,16 @@ class CallbackAdapter(ChunkedAdapter[C, UserTarget, None]):
         if turn is not None:
             try:
                 await self.accept(turn)
-            except Exception:
-                log.exception("%s tenant %s: ingest of %s failed", self.name, self.tenant, turn.event_id)
-                return web.Response(status=500, text="try again later")  # the vendor retries
+            except Exception as exc:
+                log.error(
+                    "%s tenant %s: ingest of %s failed, the vendor will retry: %s: %s",
+                    self.name,
+                    self.tenant,
+                    turn.event_id,
+                    type(exc).__name__,
+                    exc,
+                )
+                return web.Response(status=503, text="try again later")  # the vendor retries
         return await self.respond(fields, turn)
 
     async def respond(self, fields: Mapping[str, str], turn: Turn | None) -> web.StreamResponse:
@@ -164,6 +186,10 @@ class WeComAdapter(CallbackAdapter[WeComChannelConfig]):
             agent_id=config.agent_id,
             base_url=config.api_base_url,
         )
+
+    @property
+    def replay_window_s(self) -> int:
+        return self.settings.replay_window_s
 
     def verify_url(self, query: Mapping[str, str]) -> str:
         echo = self.crypt.open_callback(query, query.get("echostr", ""))

@@ -41,6 +41,10 @@ class WeComChannelConfig(StrictModel):
     """43-character EncodingAESKey."""
     api_base_url: HttpUrl = "https://qyapi.weixin.qq.com"
     """API base."""
+    replay_window_s: int = Field(300, ge=0, le=86_400)
+    """Refuse callbacks whose timestamp is further than this many seconds from the server's clock, and
+    bind each (timestamp, nonce) to one body. 0 turns the window off: only for replaying the vendor's
+    old sample requests, never in production."""
     message_format: Literal["markdown", "text"] = "markdown"
     """``markdown``: formatted in the WeCom app; ``text``: plain text, for users who read WeCom
     messages in WeChat (its WeCom plugin shows markdown messages as "unsupported")."""

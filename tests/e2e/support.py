@@ -114,11 +114,32 @@ class ChatClient:
 
     @classmethod
     async def connect(
-        cls, session: aiohttp.ClientSession, base_url: str, tenant: str, user: str, token: str | None = None
+        cls,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        tenant: str,
+        user: str,
+        token: str | None = None,
+        *,
+        resume: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> ChatClient:
-        query = f"user={user}" + (f"&token={token}" if token else "")
-        ws = await session.ws_connect(f"{base_url}/t/{tenant}/ws?{query}", heartbeat=None)
+        """Connect with ``?user=`` (trusted only with identity "none"), or ``resume`` an anonymous user."""
+        params = {"user": user, **({"token": token} if token else {}), **({"resume": resume} if resume else {})}
+        ws = await session.ws_connect(
+            f"{base_url}/t/{tenant}/ws", params=params, heartbeat=None, headers=headers or {}
+        )
         return cls(session, ws)
+
+    @property
+    def user(self) -> str:
+        """Who the server says this connection is (its ``session`` frame)."""
+        return str(self.frames[0]["user"]) if self.frames and self.frames[0]["type"] == "session" else ""
+
+    @property
+    def resume(self) -> str | None:
+        session = self.frames[0] if self.frames and self.frames[0]["type"] == "session" else {}
+        return session.get("resume")
 
     async def _read(self) -> None:
         async for msg in self.ws:

@@ -35,7 +35,7 @@ async def test_sigkill_mid_turn_then_restart_answers_every_accepted_message_once
             tmp_path / "bot.yaml",
             db_url=db_url,
             model_base_url=model.base_url,
-            tenants={"acme": {"agent": {"model": "main"}, "channels": {"websocket": {}}}},
+            tenants={"acme": {"agent": {"model": "main"}, "channels": {"websocket": {"identity": "none"}}}},
         )
         first = ServerProcess(config, tmp_path / "first.log")
         await first.start()

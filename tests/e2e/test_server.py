@@ -61,6 +61,7 @@ async def test_websocket_round_trip_history_tenants_and_metrics(
 
         ann = await ChatClient.connect(http, server.url, "acme", "ann", token="acme-ws-token")
         assert (await ann.wait_for("history"))["messages"] == []
+        assert ann.user != "ann" and ann.resume  # anonymous: the server names the user
         await ann.send("c1", "the secret word is pineapple")
         done = await ann.wait_for("done", "c1")
         assert (
@@ -72,8 +73,12 @@ async def test_websocket_round_trip_history_tenants_and_metrics(
         assert ann.of("accepted", "c1")
         await ann.close()
 
-        again = await ChatClient.connect(http, server.url, "acme", "ann", token="acme-ws-token")
+        impostor = await ChatClient.connect(http, server.url, "acme", ann.user, token="acme-ws-token")
+        assert (await impostor.wait_for("history"))["messages"] == []  # naming a user is not being them
+        await impostor.close()
+        again = await ChatClient.connect(http, server.url, "acme", "ann", token="acme-ws-token", resume=ann.resume)
         history = (await again.wait_for("history"))["messages"]
+        assert again.user == ann.user
         assert [(m["role"], m["id"]) for m in history] == [("user", "c1"), ("assistant", None)]
         assert history[0]["text"] == "the secret word is pineapple"
         await again.send("c2", "what was the secret word?")
@@ -90,10 +95,9 @@ async def test_websocket_round_trip_history_tenants_and_metrics(
         assert beta_requests and not any("pineapple" in str(r.body) for r in beta_requests)
         await other.close()
 
-        wrong = await ChatClient.connect(http, server.url, "acme", "ann", token="wrong")
-        error = await wrong.wait_for("error")
-        assert "not authorized" in error["message"]
+        wrong = await ChatClient.connect(http, server.url, "acme", "ann", token="wrong", resume=ann.resume)
         assert await wrong.closed_with() == 4401
+        assert wrong.frames == []  # refused before any frame
 
         metrics_after = await (await http.get(f"{server.url}/metrics")).text()
         turns = "botframework_turns_total"

@@ -73,10 +73,11 @@ def encrypt(encrypt_key: str, plaintext: str | bytes) -> str:
 
 
 def signed_headers(
-    encrypt_key: str, body: bytes, *, timestamp: str | None = None, nonce: str = "n0nce"
+    encrypt_key: str, body: bytes, *, timestamp: str | None = None, nonce: str | None = None
 ) -> dict[str, str]:
-    """Headers Feishu sends with an encrypted event: timestamp, nonce and X-Lark-Signature."""
+    """Headers Feishu sends with an encrypted event: timestamp, a fresh nonce and X-Lark-Signature."""
     ts = timestamp or str(int(time.time()))
+    nonce = nonce if nonce is not None else uuidlib.uuid4().hex[:16]
     digest = hashlib.sha256((ts + nonce + encrypt_key).encode() + body).hexdigest()
     return {
         "Content-Type": "application/json; charset=utf-8",

@@ -19,13 +19,16 @@
   const statusText = $('status-text');
   const alertEl = $('alert');
 
-  // ---- where we are: /t/{tenant}/chat[?user=U][&token=T]
+  // ---- where we are: /t/{tenant}/chat[?user=U[&expires=E&sig=S]][&token=T]
   const params = new URLSearchParams(location.search);
   const pathMatch = /\/t\/([^/]+)\/chat\/?$/.exec(location.pathname);
   const tenant = (() => {
     try { return pathMatch ? decodeURIComponent(pathMatch[1]) : ''; } catch { return ''; }
   })();
   const token = params.get('token');
+  // A signed link (identity "signed") is passed through as it came.
+  const expires = params.get('expires');
+  const sig = params.get('sig');
 
   const store = {
     get(key) {
@@ -53,6 +56,9 @@
     return id;
   })();
   const outboxKey = `botframework.webchat.outbox.${tenant}.${user}`;
+  // Identity "anonymous": the server names this browser in a `session` frame, with a token that
+  // brings the same conversation back next time.
+  const resumeKey = `botframework.webchat.resume.${tenant}`;
 
   const idPrefix = `m${randomHex(6)}`;
   let idCounter = 0;
@@ -334,6 +340,9 @@
   function onFrame(frame) {
     const id = typeof frame.reply_to === 'string' ? frame.reply_to : null;
     switch (frame.type) {
+      case 'session':
+        if (typeof frame.resume === 'string' && frame.resume) store.set(resumeKey, frame.resume);
+        break;
       case 'history':
         if (Array.isArray(frame.messages)) renderHistory(frame.messages);
         break;
@@ -574,6 +583,12 @@
     url.search = '';
     url.hash = '';
     url.searchParams.set('user', user);
+    if (expires && sig) {
+      url.searchParams.set('expires', expires);
+      url.searchParams.set('sig', sig);
+    }
+    const resume = store.get(resumeKey);
+    if (resume) url.searchParams.set('resume', resume);
     if (token) url.searchParams.set('token', token);
     return url.href;
   }

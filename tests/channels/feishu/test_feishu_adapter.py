@@ -198,13 +198,39 @@ def _forgeries() -> dict[str, tuple[bytes, dict[str, str]]]:
         "signature of another body": (body.replace(b"=", b"A", 1), good),
         "other nonce": (body, good | {"X-Lark-Request-Nonce": "other"}),
         "signed with another key": (body, signed_headers("another-key", body)),
-        "encrypted with another key": (other_key_body, signed_headers(ENCRYPT_KEY, other_key_body)),
         "wrong verification token": (wrong_token_body, signed_headers(ENCRYPT_KEY, wrong_token_body)),
+        "not json, unsigned": (b"\xff\xfe", {}),
+        "deeply nested, unsigned": (b"[" * 100_000, {}),
+        "encrypted with another key, unsigned": (other_key_body, {}),
+        "signed by us in 2020": (body, signed_headers(ENCRYPT_KEY, body, timestamp="1600000000")),
+    }
+
+
+def _signed_but_malformed() -> dict[str, tuple[bytes, dict[str, str]]]:
+    """Bodies signed with our encrypt_key (so whoever sent them holds it) that are not usable events."""
+    payload = fixture("p2p_text")
+    other_key_body = encrypted_body(payload, key="another-key")
+    nested = b'{"encrypt": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    return {
+        "encrypted with another key": (other_key_body, signed_headers(ENCRYPT_KEY, other_key_body)),
         "plain body": (json.dumps(payload).encode(), signed_headers(ENCRYPT_KEY, json.dumps(payload).encode())),
         "not json": (b"\xff\xfe", signed_headers(ENCRYPT_KEY, b"\xff\xfe")),
         "json array": (b"[]", signed_headers(ENCRYPT_KEY, b"[]")),
         "encrypt not base64": (b'{"encrypt": "%%%"}', signed_headers(ENCRYPT_KEY, b'{"encrypt": "%%%"}')),
+        "deeply nested": (nested, signed_headers(ENCRYPT_KEY, nested)),
     }
+
+
+@pytest.mark.parametrize("name", sorted(_signed_but_malformed()))
+async def test_signed_but_malformed_requests_get_400_and_no_side_effect(
+    feishu: FakeFeishu, runtime: RecordingRuntime, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    body, headers = _signed_but_malformed()[name]
+    async with serve(make_adapter(feishu, runtime)) as client:
+        response = await post(client, body, headers)
+        assert response.status == 400
+    assert runtime.turns == []
+    assert not [r for r in caplog.records if r.exc_info], "a client's request must not log a traceback"
 
 
 @pytest.mark.parametrize("name", sorted(_forgeries()))
@@ -260,11 +286,11 @@ async def test_redelivery_reaches_the_runtime_with_the_same_event_id(
     assert len(runtime.model_tasks) == 1
 
 
-async def test_storage_failure_answers_500_so_feishu_redelivers(feishu: FakeFeishu, runtime: RecordingRuntime) -> None:
+async def test_storage_failure_answers_503_so_feishu_redelivers(feishu: FakeFeishu, runtime: RecordingRuntime) -> None:
     runtime.fail_with = StorageError("database is locked")
     async with serve(make_adapter(feishu, runtime)) as client:
         response = await post_signed(client, fixture("p2p_text"))
-        assert response.status == 500
+        assert response.status == 503
 
 
 async def test_malformed_verified_event_is_a_400(feishu: FakeFeishu, runtime: RecordingRuntime) -> None:

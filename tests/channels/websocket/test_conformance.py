@@ -30,7 +30,9 @@ class WebSocketHarness(ChannelHarness):
         self.session: aiohttp.ClientSession | None = None
 
     def channel_config(self) -> Mapping[str, Any]:
-        return {"token": TOKEN}
+        # The suite names its conversations; identity "none" lets a test choose the user
+        # (the identity modes have their own tests, in test_identity.py).
+        return {"token": TOKEN, "identity": "none"}
 
     def conversation_key(self, conversation: str) -> str:
         return conversation
@@ -134,7 +136,7 @@ async def test_a_cancel_frame_stops_the_turn_and_the_conversation_goes_on(db_url
         done = await client.wait_for("done", "c2")
         assert done["text"] == "echo: are you there?"
         assert not client.of("done", "c1")
-        history = await bot.runtime.transcript(bot.tenant, "websocket", "ann")
+        history = await bot.runtime.transcript(bot.tenant, "websocket", client.user)
         assert [m["text"] for m in history if m["role"] == "user"] == ["take your time", "are you there?"]
         await client.close()
 

@@ -48,7 +48,7 @@ class WeChat:
 
     def request(self, text: str, msg_id: int) -> tuple[dict[str, str], bytes]:
         xml = text_message(to_user=ACCOUNT, from_user=USER, text=text, msg_id=msg_id, create_time=int(time.time()))
-        timestamp, nonce = str(int(time.time())), "1372623149"
+        timestamp, nonce = str(int(time.time())), str(msg_id % 10**10)  # a nonce per message, as WeChat sends
         query = {"signature": plain_signature(TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
         if not self.safe:
             return query, xml.encode()

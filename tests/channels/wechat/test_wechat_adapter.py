@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -35,14 +37,26 @@ async def fake() -> AsyncIterator[FakeWeChat]:
         yield api  # type: ignore[misc]
 
 
-def make_adapter(fake: FakeWeChat, runtime: RecordingRuntime, *, safe: bool) -> WeChatAdapter:
-    config = {"app_id": APP_ID, "app_secret": "wechat-secret", "token": TOKEN, "api_base_url": fake.base_url}
+def make_adapter(fake: FakeWeChat, runtime: RecordingRuntime, *, safe: bool, **overrides: Any) -> WeChatAdapter:
+    config = {
+        "app_id": APP_ID,
+        "app_secret": "wechat-secret",
+        "token": TOKEN,
+        "api_base_url": fake.base_url,
+        **overrides,
+    }
     if safe:
         config["encoding_aes_key"] = VECTOR["encoding_aes_key"]
     return WeChatAdapter(tenant="acme", config=WeChatChannelConfig.model_validate(config), runtime=runtime)
 
 
-def signed_query(timestamp: str = "1731400000", nonce: str = "998877", token: str = TOKEN) -> dict[str, str]:
+def now() -> str:
+    """A timestamp inside the replay window."""
+    return str(int(time.time()))
+
+
+def signed_query(timestamp: str | None = None, nonce: str = "998877", token: str = TOKEN) -> dict[str, str]:
+    timestamp = timestamp or now()
     return {"signature": plain_signature(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
 
 
@@ -60,11 +74,13 @@ async def post(client: Client, query: dict[str, str], body: bytes) -> tuple[int,
 
 @pytest.mark.parametrize("safe", [False, True], ids=["plaintext", "safe"])
 async def test_url_verification_echoes_echostr(fake: FakeWeChat, runtime: RecordingRuntime, safe: bool) -> None:
-    query = "&".join(f"{k}={v}" for k, v in signed_query().items()) + "&echostr=8234+56/78=="
+    signed = signed_query()
+    query = "&".join(f"{k}={v}" for k, v in signed.items()) + "&echostr=8234+56/78=="
     async with serve(make_adapter(fake, runtime, safe=safe)) as client:
         good = await client.get("/t/acme/wechat/callback?" + query)
         assert (good.status, await good.text()) == (200, "8234+56/78==")
-        bad = await client.get("/t/acme/wechat/callback?" + query.replace("timestamp=1731400000", "timestamp=1"))
+        stale = query.replace(f"timestamp={signed['timestamp']}", "timestamp=1")
+        bad = await client.get("/t/acme/wechat/callback?" + stale)
         assert bad.status == 401 and "8234" not in await bad.text()
 
 
@@ -112,7 +128,7 @@ async def test_safe_mode_decrypts_the_official_vector(fake: FakeWeChat, runtime:
         "msg_signature": message["msg_signature"],
         "openid": "mycreate",
     }
-    async with serve(make_adapter(fake, runtime, safe=True)) as client:
+    async with serve(make_adapter(fake, runtime, safe=True, replay_window_s=0)) as client:  # a 2014 vector
         assert await post(client, query, message["body"].encode()) == (200, "success")
     [turn] = runtime.turns
     assert (turn.event_id, turn.user_id, turn.text) == ("4561255354251345929", "mycreate", "hello")
@@ -121,7 +137,7 @@ async def test_safe_mode_decrypts_the_official_vector(fake: FakeWeChat, runtime:
 def _safe_request(*, token: str = TOKEN, app_id: str = APP_ID) -> tuple[dict[str, str], bytes]:
     crypt = MsgCrypt(token=token, encoding_aes_key=VECTOR["encoding_aes_key"], receive_id=app_id)
     query, body = encrypted_callback(
-        crypt, fixture("text").decode(), to_user="gh_3a9f2c81d4e7", timestamp="1731400000", nonce="998877"
+        crypt, fixture("text").decode(), to_user="gh_3a9f2c81d4e7", timestamp=now(), nonce="998877"
     )
     return {**signed_query(), **query, "encrypt_type": "aes"}, body
 

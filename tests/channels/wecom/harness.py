@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import time
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -69,7 +70,7 @@ class CallbackHarness(ChannelHarness):
         self.session: aiohttp.ClientSession | None = None
         self._msg_ids: dict[str, int] = {}
         self._times: dict[str, int] = {}
-        self._clock = itertools.count(1731401000)
+        self._clock = itertools.count(int(time.time()))  # fresh timestamps: the replay window holds
 
     @abstractmethod
     def make_fake(self) -> FakeTencentApi: ...

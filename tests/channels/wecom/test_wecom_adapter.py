@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,11 @@ def make_adapter(fake: FakeWeCom, runtime: RecordingRuntime, **overrides: Any) -
 
 def crypt(token: str = VECTOR["token"], receive_id: str = CORP_ID) -> MsgCrypt:
     return MsgCrypt(token=token, encoding_aes_key=VECTOR["encoding_aes_key"], receive_id=receive_id)
+
+
+def now() -> str:
+    """A timestamp inside the replay window."""
+    return str(int(time.time()))
 
 
 def fixture_message(name: str) -> str:
@@ -124,7 +130,7 @@ async def test_the_official_message_vector_is_ingested_before_the_ack(
 ) -> None:
     message = VECTOR["message"]
     query = {k: message[k] for k in ("msg_signature", "timestamp", "nonce")}
-    async with serve(make_adapter(fake, runtime)) as client:
+    async with serve(make_adapter(fake, runtime, replay_window_s=0)) as client:  # a 2014 vector
         status, body = await post(client, query, message["body"].encode())
         assert (status, body) == (200, "")
         [turn] = runtime.turns
@@ -139,7 +145,7 @@ async def test_a_redelivered_message_is_acked_again_with_the_same_event_id(
     fake: FakeWeCom, runtime: RecordingRuntime
 ) -> None:
     async with serve(make_adapter(fake, runtime)) as client:
-        for ts in ("1731400001", "1731400002"):  # WeCom re-encrypts and re-signs each retry
+        for ts in (now(), str(int(now()) + 1)):  # WeCom re-encrypts and re-signs each retry
             query, body = encrypted_callback(crypt(), fixture_message("text"), to_user=CORP_ID, timestamp=ts, nonce="7")
             assert await post(client, query, body) == (200, "")
     assert [t.event_id for t in runtime.turns] == ["7435112043720003921"] * 2
@@ -148,7 +154,7 @@ async def test_a_redelivered_message_is_acked_again_with_the_same_event_id(
 
 @pytest.mark.parametrize("name", ["event_subscribe", "event_enter_agent", "text_blank"])
 async def test_events_are_acked_without_a_turn(fake: FakeWeCom, runtime: RecordingRuntime, name: str) -> None:
-    query, body = encrypted_callback(crypt(), fixture_message(name), to_user=CORP_ID, timestamp="1", nonce="2")
+    query, body = encrypted_callback(crypt(), fixture_message(name), to_user=CORP_ID, timestamp=now(), nonce="2")
     async with serve(make_adapter(fake, runtime)) as client:
         assert await post(client, query, body) == (200, "")
     assert runtime.turns == []
@@ -156,9 +162,11 @@ async def test_events_are_acked_without_a_turn(fake: FakeWeCom, runtime: Recordi
 
 def _forgeries() -> dict[str, tuple[dict[str, str], bytes]]:
     plaintext = fixture_message("text")
-    good_query, good_body = encrypted_callback(crypt(), plaintext, to_user=CORP_ID, timestamp="1", nonce="2")
-    wrong_token = encrypted_callback(crypt(token="guess"), plaintext, to_user=CORP_ID, timestamp="1", nonce="2")
-    other_corp = encrypted_callback(crypt(receive_id="ww-other"), plaintext, to_user=CORP_ID, timestamp="1", nonce="2")
+    good_query, good_body = encrypted_callback(crypt(), plaintext, to_user=CORP_ID, timestamp=now(), nonce="2")
+    wrong_token = encrypted_callback(crypt(token="guess"), plaintext, to_user=CORP_ID, timestamp=now(), nonce="2")
+    other_corp = encrypted_callback(
+        crypt(receive_id="ww-other"), plaintext, to_user=CORP_ID, timestamp=now(), nonce="2"
+    )
     doctype = b'<!DOCTYPE xml [<!ENTITY e "x">]>' + good_body
     plain_body = plaintext.encode()
     return {
@@ -184,17 +192,17 @@ async def test_forged_or_undecryptable_messages_are_401_with_no_side_effect(
     assert fake.calls == []
 
 
-async def test_a_failed_ingest_answers_500_so_wecom_retries(fake: FakeWeCom) -> None:
+async def test_a_failed_ingest_answers_503_so_wecom_retries(fake: FakeWeCom) -> None:
     runtime = RecordingRuntime(fail_with=StorageError("database is down"))
-    query, body = encrypted_callback(crypt(), fixture_message("text"), to_user=CORP_ID, timestamp="1", nonce="2")
+    query, body = encrypted_callback(crypt(), fixture_message("text"), to_user=CORP_ID, timestamp=now(), nonce="2")
     async with serve(make_adapter(fake, runtime)) as client:
         status, _ = await post(client, query, body)
-    assert status == 500
+    assert status == 503
 
 
 async def test_a_verified_but_malformed_message_is_400(fake: FakeWeCom, runtime: RecordingRuntime) -> None:
     broken = "<xml><MsgType>text</MsgType><Content>no sender</Content></xml>"
-    query, body = encrypted_callback(crypt(), broken, to_user=CORP_ID, timestamp="1", nonce="2")
+    query, body = encrypted_callback(crypt(), broken, to_user=CORP_ID, timestamp=now(), nonce="2")
     async with serve(make_adapter(fake, runtime)) as client:
         status, _ = await post(client, query, body)
     assert status == 400
