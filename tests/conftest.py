@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from storage.db import Database
 from tests.fakes.anthropic_server import fake_anthropic  # noqa: F401
 from tests.fakes.openai_server import fake_openai  # noqa: F401
+from tests.fakes.pg_cluster import pg_cluster  # noqa: F401
 
 PG_ADMIN_URL = os.environ.get("BOTFRAMEWORK_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 BACKEND = os.environ.get("BOTFRAMEWORK_TEST_DB", "sqlite")
