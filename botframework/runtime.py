@@ -73,11 +73,22 @@ from storage.turns import (
     turn_record,
 )
 
-__all__ = ["Runtime"]
+__all__ = ["DELIVERY_RETRY_DELAYS_S", "Runtime", "delivery_retry_delay"]
 
 log = logging.getLogger("botframework.runtime")
 
 DELIVERY_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)
+
+
+def delivery_retry_delay(attempt: int, error: BaseException) -> float:
+    """Seconds before delivery retry ``attempt`` (1-based): our backoff, or longer if the vendor said so.
+
+    A vendor that answered 429 with a wait of its own would refuse an earlier retry again, so its wait
+    wins when it is the longer one."""
+    delay = DELIVERY_RETRY_DELAYS_S[min(attempt, len(DELIVERY_RETRY_DELAYS_S)) - 1]
+    if isinstance(error, DeliveryError) and error.retry_after_s is not None:
+        return max(delay, error.retry_after_s)
+    return delay
 
 
 class _LateSink:
@@ -538,7 +549,7 @@ class Runtime:
                 )
             self.metrics.deliveries.labels(delivery.channel, "failed" if final else "retry").inc()
             if retry and not final and attempt <= len(DELIVERY_RETRY_DELAYS_S):
-                self._spawn(self._retry_delivery(delivery, attempt))
+                self._spawn(self._retry_delivery(delivery, delivery_retry_delay(attempt, exc)))
             else:
                 log.warning(
                     "reply to turn %s via %s %s: %s",
@@ -552,8 +563,8 @@ class Runtime:
             await mark_delivery(conn, delivery.id, status=DeliveryStatus.SENT)
         self.metrics.deliveries.labels(delivery.channel, "sent").inc()
 
-    async def _retry_delivery(self, delivery: DeliveryRecord, attempt: int) -> None:
-        await asyncio.sleep(DELIVERY_RETRY_DELAYS_S[attempt - 1])
+    async def _retry_delivery(self, delivery: DeliveryRecord, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
         async with self.db.read() as conn:
             current = await delivery_for_turn(conn, delivery.turn_id)
         if current is not None and current.status is DeliveryStatus.PENDING:
