@@ -29,7 +29,7 @@ from sqlalchemy.exc import ArgumentError
 
 from botframework.config.schema import Config
 
-__all__ = ["collect_secrets", "redact_text", "setup_logging"]
+__all__ = ["collect_secrets", "quiet_loggers", "redact_text", "setup_logging"]
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -170,6 +170,19 @@ def setup_logging(config: Config, *, stream: Any = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(config.logging.level)
-    noisy_loggers = ("aiohttp.access", "httpx", "httpx2", "httpcore", "openai", "anthropic", "discord", "slack_bolt")
-    for noisy in (*noisy_loggers, "mcp"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    quiet_loggers("aiohttp.access", "httpx", "httpx2", "httpcore", "openai", "anthropic", "mcp", *_quieted)
+
+
+_quieted: list[str] = []
+
+
+def quiet_loggers(*names: str) -> None:
+    """Keep chatty SDK loggers at WARNING unless the whole process logs more verbosely.
+
+    Plugins call this for their own SDKs at import; the names are remembered, so a later
+    ``setup_logging`` applies the same rule."""
+    root_level = logging.getLogger().level
+    for name in names:
+        if name not in _quieted:
+            _quieted.append(name)
+        logging.getLogger(name).setLevel(max(logging.WARNING, root_level))

@@ -105,3 +105,11 @@ def test_structured_extras_are_redacted_too(restore_logging: object) -> None:
     )
     [record] = [json.loads(line) for line in out.getvalue().splitlines()]
     assert record["event_data"] == {"request": "key ***", "url": "/x?token=***"}
+
+
+def test_a_plugin_quiets_its_sdk_logger_and_setup_keeps_it_quiet(restore_logging: object) -> None:
+    import channels.discord.adapter  # noqa: F401  (quiets "discord" at import)
+
+    logging.getLogger("discord").setLevel(logging.NOTSET)
+    setup_logging(parse_config(CONFIG), stream=io.StringIO())
+    assert logging.getLogger("discord").level == logging.WARNING

@@ -35,6 +35,7 @@ from discord.http import HTTPClient, Route
 from botframework.channel import ChannelRuntime, IngestStatus, Outbound
 from botframework.chunked import ChunkedAdapter, VendorError
 from botframework.errors import DeliveryError, PayloadError, StorageError
+from botframework.logs import quiet_loggers
 from channels.discord.config import DiscordChannelConfig
 from channels.discord.events import (
     CHANNEL,
@@ -49,6 +50,7 @@ from channels.discord.render import FOLLOW_UP_MENTIONS, LIMIT, REPLY_MENTIONS, t
 __all__ = ["DiscordAdapter"]
 
 log = logging.getLogger(__name__)
+quiet_loggers("discord")
 
 _PRIVILEGED_HINT = (
     "discord rejected the gateway connection for tenant %s (close code 4014): the bot asks for the "

@@ -40,6 +40,7 @@ from botframework.channel import ChannelRuntime, Outbound, Route
 from botframework.chunked import ChunkedAdapter, VendorError
 from botframework.errors import MediaError, PayloadError
 from botframework.inputs import load_json_object
+from botframework.logs import quiet_loggers
 from botframework.media import MAX_IMAGE_BYTES
 from channels.slack.config import SlackChannelConfig
 from channels.slack.events import CHANNEL, SlackTarget, bot_user_from, parse_event
@@ -48,6 +49,7 @@ from channels.slack.render import LIMIT, to_slack
 __all__ = ["SlackAdapter"]
 
 log = logging.getLogger(__name__)
+quiet_loggers("slack_bolt")
 
 _RETRYABLE_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
