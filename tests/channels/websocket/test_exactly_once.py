@@ -8,6 +8,7 @@ import asyncio
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -60,7 +61,7 @@ async def _pending_reply(bot: BotHarness, http: aiohttp.ClientSession, user: str
     await wait_until(stored, timeout=20, what=f"the reply to {frame_id}")
 
 
-async def _transcript(bot: BotHarness, user: str) -> list[dict[str, object]]:
+async def _transcript(bot: BotHarness, user: str) -> list[dict[str, Any]]:
     return await bot.runtime.transcript(bot.tenant, "websocket", user)
 
 
