@@ -4,6 +4,8 @@ An accepted message is stored before it is acknowledged, so whatever a failure i
 in the database: an open turn, or a pending delivery. At start the runtime re-scans both; this
 loop does the same *while the process runs*, without a restart:
 
+- when nothing has happened for ``idle_probe_s``, it probes the database anyway, so an outage
+  shows on ``/healthz`` even when no traffic would have met it;
 - while storage is down (:class:`~botframework.storage_health.StorageHealth`), it probes the
   database with a cheap query, with backoff (``probe_delays_s``, the last one repeated), so storage
   is seen up again within about a second of the server answering, even when no request arrives;
@@ -44,11 +46,14 @@ class RecoveryLoop:
         rescan: Callable[[], Awaitable[None]],
         probe_delays_s: tuple[float, ...] = (0.2, 0.5, 1.0),
         rescan_delays_s: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0),
+        idle_probe_s: float = 10.0,
     ) -> None:
         self._db = db
         self._rescan = rescan
         self._probe_delays_s = probe_delays_s
         self._rescan_delays_s = rescan_delays_s
+        self.idle_probe_s = idle_probe_s
+        """Probe the database after this long without activity (it sees an outage with no traffic)."""
         self._wake = asyncio.Event()
         self._pending = False
         self.rescans = 0
@@ -82,7 +87,11 @@ class RecoveryLoop:
         self._db.health.on_down.append(self.interrupted)  # an outage interrupts whatever was in flight
         try:
             while True:
-                await self._wake.wait()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.idle_probe_s)
+                except TimeoutError:
+                    await self._probe()  # a failure marks storage down, which wakes this loop
+                    continue
                 self._wake.clear()
                 await self._wait_until_up()
                 await self._rescan_with_backoff()

@@ -5,7 +5,8 @@ then schedule; the channel acknowledges after ``ingest`` returns, so an acknowle
 always stored. Processing runs per conversation in order (``ConversationScheduler``); the reply is
 recorded as a pending delivery in the same transaction that closes the turn, then sent. A restart
 re-runs open turns (tools that already ran are not run again) and re-sends pending deliveries, so
-every accepted message is answered once.
+every accepted message is answered once; after a database outage the recovery loop
+(:mod:`botframework.recovery`) does the same without a restart.
 """
 
 from __future__ import annotations

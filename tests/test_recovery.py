@@ -177,3 +177,29 @@ async def test_a_background_task_hitting_an_outage_is_one_line_and_a_rescan(
 
 async def _logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
     return any(text in r.getMessage() for r in caplog.records)
+
+
+async def test_an_outage_with_no_traffic_is_seen_by_the_idle_probe(
+    flaky: tuple[Runtime, FlakyDatabase, ScriptedModel],
+) -> None:
+    runtime, db, _model = flaky
+    runtime.recovery.idle_probe_s = 0.05
+    before = runtime.recovery.rescans
+    runtime.recovery.interrupted()  # wake the loop so it waits with the new interval
+
+    async def rescanned() -> bool:
+        return runtime.recovery.rescans > before
+
+    await wait_until(rescanned, what="a re-scan")
+    db.down = True
+
+    async def down() -> bool:
+        return db.health.report() is not None
+
+    await wait_until(down, what="storage marked down by the idle probe")
+    db.down = False
+
+    async def up() -> bool:
+        return db.health.report() is None
+
+    await wait_until(up, what="storage marked up again")
