@@ -2,7 +2,11 @@
 
 A conversation is (tenant, websocket, user) and survives reconnects: on connect the client gets a
 ``session`` frame saying who it is, a ``history`` frame and any reply produced while it was away.
-Several sockets of one user (tabs) all receive the reply.
+Several sockets of one user (tabs) all receive the reply, each socket once: a socket remembers the
+final frames it has, so the redelivery on connect and the live delivery cannot both show it. A
+client acknowledges what it got (``{"type":"ack","reply_to":id}``, and ``?ack=id1,id2`` when it
+reconnects, for acks lost with a crashed server); an acknowledged reply is recorded as delivered
+and never sent again.
 
 Who a connection is never comes from a name the client picks (``channels.websocket.identity``):
 
