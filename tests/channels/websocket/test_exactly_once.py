@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -61,6 +61,15 @@ async def _pending_reply(bot: BotHarness, http: aiohttp.ClientSession, user: str
     await wait_until(stored, timeout=20, what=f"the reply to {frame_id}")
 
 
+def _all_sent(bot: BotHarness, count: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        async with bot.runtime.db.read() as conn:
+            rows = (await conn.execute(DELIVERIES.select())).all()
+        return [r.status for r in rows] == [DeliveryStatus.SENT] * count
+
+    return check
+
+
 async def _transcript(bot: BotHarness, user: str) -> list[dict[str, Any]]:
     return await bot.runtime.transcript(bot.tenant, "websocket", user)
 
@@ -110,6 +119,7 @@ async def test_an_acknowledged_reply_is_not_sent_again_after_a_crash_lost_its_se
         for frame_id in ("c1", "c2", "c3"):
             await tab.send(frame_id, f"hello {frame_id}")
             await tab.wait_for("done", frame_id)
+        await wait_until(_all_sent(bot, 3), what="the three replies recorded as sent")
         # A crash between sending a reply and recording it leaves it pending: simulated here, the
         # client has c1..c3 but the server's record says none of them went out.
         async with bot.runtime.db.write() as conn:
@@ -138,6 +148,7 @@ async def test_an_ack_frame_marks_the_reply_sent_in_storage(db_url: str, http: a
         tab = await _connect(http, bot, "bob")
         await tab.send("c1", "hello")
         await tab.wait_for("done", "c1")
+        await wait_until(_all_sent(bot, 1), what="the reply recorded as sent")
         async with bot.runtime.db.write() as conn:
             await conn.execute(update(DELIVERIES).values(status=DeliveryStatus.PENDING))
         await tab.ws.send_json({"type": "ack", "reply_to": "c1"})
