@@ -88,7 +88,8 @@ class RecoveryLoop:
         try:
             while True:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.idle_probe_s)
+                    async with asyncio.timeout(self.idle_probe_s):  # not wait_for: it can swallow a cancel
+                        await self._wake.wait()
                 except TimeoutError:
                     await self._probe()  # a failure marks storage down, which wakes this loop
                     continue

@@ -48,7 +48,7 @@ from botframework.retention import run_retention
 from botframework.safe_rows import safe_transcript
 from botframework.scheduler import ConversationScheduler
 from botframework.states import DeliveryStatus, TurnFailure, TurnStatus
-from botframework.storage_health import describe
+from botframework.storage_health import StorageHealthCollector, describe
 from botframework.tools.mcp.config import MCP_MEDIA_SOURCE
 from botframework.tools.mcp.setup import mcp_connections, mcp_toolset
 from botframework.tools.registry import resolve_tools
@@ -188,6 +188,7 @@ class Runtime:
         self.recovery = RecoveryLoop(db=self.db, rescan=self.recover)
         self.held = HeldReplies(db=self.db, waiters=self._waiters, metrics=self.metrics)
         self.metrics.registry.register(ChannelHealthCollector(self.adapters))
+        self.metrics.registry.register(StorageHealthCollector(self.db.health))
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -17,10 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["StorageHealth", "describe", "is_outage"]
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["StorageHealth", "StorageHealthCollector", "describe", "is_outage"]
 
 log = logging.getLogger("botframework.storage")
 
@@ -141,7 +144,8 @@ class StorageHealth:
         if self.ok:
             return True
         try:
-            await asyncio.wait_for(self._up.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._up.wait()
         except TimeoutError:
             return False
         return True
@@ -157,3 +161,21 @@ class StorageHealth:
             "resume when it is back",
             "down_for_s": round(self.down_for_s(), 1),
         }
+
+
+class StorageHealthCollector(Collector):
+    """``botframework_storage_up`` (1 or 0) and ``botframework_storage_outage_failures_total``, read at
+    scrape time: what an alert on a database outage needs, without probing on every scrape."""
+
+    def __init__(self, health: StorageHealth) -> None:
+        self._health = health
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("botframework_storage_up", "1 when the database answers, 0 during an outage")
+        up.add_metric([], 1.0 if self._health.ok else 0.0)
+        yield up
+        failures = CounterMetricFamily(
+            "botframework_storage_outage_failures", "Database operations that failed because the database was down"
+        )
+        failures.add_metric([], float(self._health.failures))
+        yield failures

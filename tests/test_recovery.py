@@ -24,6 +24,7 @@ from botframework.testing import ScriptedModel, Step, wait_until
 from botframework.turn import Origin
 from botframework.unavailable import storage_unavailable_middleware
 from storage.db import Database
+from tests.e2e.support import metric_value
 
 
 class FlakyDatabase(Database):
@@ -203,3 +204,15 @@ async def test_an_outage_with_no_traffic_is_seen_by_the_idle_probe(
         return db.health.report() is None
 
     await wait_until(up, what="storage marked up again")
+
+
+async def test_metrics_say_whether_storage_is_up(flaky: tuple[Runtime, FlakyDatabase, ScriptedModel]) -> None:
+    runtime, db, _model = flaky
+    assert "botframework_storage_up 1.0" in runtime.metrics.render().decode()
+    db.down = True
+    with pytest.raises(StorageError):
+        await runtime.transcript("acme", "web", "k")
+    text = runtime.metrics.render().decode()
+    assert "botframework_storage_up 0.0" in text
+    failures = metric_value(text, "botframework_storage_outage_failures_total")
+    assert failures >= 1  # this read, and any probe of the recovery loop since
