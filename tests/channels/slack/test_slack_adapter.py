@@ -48,7 +48,9 @@ def make_adapter(slack: FakeSlack, runtime: RecordingRuntime, **overrides: Any) 
     return SlackAdapter(tenant="acme", config=config, runtime=runtime)
 
 
-async def post_event(client: TestClient[web.Request, web.Application], body: str, **sign: Any) -> ClientResponse:
+async def post_event(
+    client: TestClient[web.Request, web.Application], body: str, **sign: Any
+) -> ClientResponse:
     headers = signed_headers(SECRET, body, **sign)
     return await client.post("/t/acme/slack/events", data=body.encode(), headers=headers)
 
@@ -61,7 +63,9 @@ def outbound(text: str, *, turn_id: str = "turn-1", thread_ts: str | None = THRE
         conversation_key=f"{CHANNEL}:{THREAD}",
         reply=Reply(text=text, model="m"),
         events=[
-            EventRef(event_id="Ev1", user_id="U024BE7LH", reply_target={"channel": CHANNEL, "thread_ts": thread_ts})
+            EventRef(
+                event_id="Ev1", user_id="U024BE7LH", reply_target={"channel": CHANNEL, "thread_ts": thread_ts}
+            )
         ],
     )
 
@@ -69,7 +73,9 @@ def outbound(text: str, *, turn_id: str = "turn-1", thread_ts: str | None = THRE
 # inbound
 
 
-async def test_start_learns_bot_user_through_configured_base_url(slack: FakeSlack, runtime: RecordingRuntime) -> None:
+async def test_start_learns_bot_user_through_configured_base_url(
+    slack: FakeSlack, runtime: RecordingRuntime
+) -> None:
     adapter = make_adapter(slack, runtime)
     await adapter.start()
     [call] = slack.calls_to("auth.test")
@@ -123,7 +129,9 @@ async def test_unsigned_or_badly_signed_request_is_rejected(
     slack: FakeSlack, runtime: RecordingRuntime, headers: dict[str, str]
 ) -> None:
     async with serve(make_adapter(slack, runtime)) as client:
-        response = await client.post("/t/acme/slack/events", data=fixture("app_mention").encode(), headers=headers)
+        response = await client.post(
+            "/t/acme/slack/events", data=fixture("app_mention").encode(), headers=headers
+        )
         assert response.status == 401
     assert runtime.turns == [] and runtime.membership_checks == []
 
@@ -149,7 +157,9 @@ async def test_stale_and_tampered_requests_are_rejected(slack: FakeSlack, runtim
     assert [t.event_id for t in runtime.turns] == ["Ev08MENTION1"]
 
 
-async def test_retried_event_reaches_runtime_with_same_event_id(slack: FakeSlack, runtime: RecordingRuntime) -> None:
+async def test_retried_event_reaches_runtime_with_same_event_id(
+    slack: FakeSlack, runtime: RecordingRuntime
+) -> None:
     body = fixture("app_mention")
     async with serve(make_adapter(slack, runtime)) as client:
         first = await post_event(client, body)
@@ -171,7 +181,9 @@ async def test_storage_failure_answers_503_so_slack_retries(
     assert not [r for r in caplog.records if r.exc_info], "a storage outage is one log line, not a traceback"
 
 
-async def test_slow_ingest_still_completes_before_the_ack(slack: FakeSlack, runtime: RecordingRuntime) -> None:
+async def test_slow_ingest_still_completes_before_the_ack(
+    slack: FakeSlack, runtime: RecordingRuntime
+) -> None:
     runtime.ingest_delay = 0.2
     async with serve(make_adapter(slack, runtime)) as client:
         started = time.monotonic()
@@ -194,7 +206,9 @@ async def test_thread_reply_needs_the_bot_in_the_thread(slack: FakeSlack, runtim
         assert [t.text for t in runtime.turns] == ["can you also check staging?"]
 
 
-async def test_mention_and_its_message_twin_give_one_turn(slack: FakeSlack, runtime: RecordingRuntime) -> None:
+async def test_mention_and_its_message_twin_give_one_turn(
+    slack: FakeSlack, runtime: RecordingRuntime
+) -> None:
     runtime.join_conversation("acme", "slack", f"{CHANNEL}:{THREAD}")
     async with serve(make_adapter(slack, runtime)) as client:
         for name in (
@@ -219,7 +233,9 @@ async def test_ignored_events_are_acknowledged_without_ingest(
     assert runtime.turns == []
 
 
-async def test_bot_identity_from_envelope_when_auth_test_failed(slack: FakeSlack, runtime: RecordingRuntime) -> None:
+async def test_bot_identity_from_envelope_when_auth_test_failed(
+    slack: FakeSlack, runtime: RecordingRuntime
+) -> None:
     slack.fail("auth.test", "invalid_auth")
     adapter = make_adapter(slack, runtime)
     async with serve(adapter) as client:
@@ -258,10 +274,15 @@ async def test_model_text_cannot_ping_the_channel(slack: FakeSlack, runtime: Rec
     assert text == "&lt;!channel&gt; ping &lt;@U024BE7LH&gt; and &lt;!here&gt;"
 
 
-async def test_long_reply_is_chunked_in_order_with_balanced_fences(slack: FakeSlack, runtime: RecordingRuntime) -> None:
+async def test_long_reply_is_chunked_in_order_with_balanced_fences(
+    slack: FakeSlack, runtime: RecordingRuntime
+) -> None:
     code = "\n".join(f"result_{i} = transform(rows[{i}])  # keep <order> & types" for i in range(150))
     answer = (
-        "Intro.\n\n```python\n" + code + "\n```\n\n" + "\n\n".join(f"Note {i}: " + "detail " * 40 for i in range(20))
+        "Intro.\n\n```python\n"
+        + code
+        + "\n```\n\n"
+        + "\n\n".join(f"Note {i}: " + "detail " * 40 for i in range(20))
     )
     adapter = make_adapter(slack, runtime)
     await adapter.deliver(outbound(answer))
@@ -391,7 +412,9 @@ async def test_duplicate_event_attaches_no_second_sink(slack: FakeSlack, runtime
     assert len(runtime.sinks) == 1
 
 
-async def test_failed_placeholder_falls_back_to_a_normal_post(slack: FakeSlack, runtime: RecordingRuntime) -> None:
+async def test_failed_placeholder_falls_back_to_a_normal_post(
+    slack: FakeSlack, runtime: RecordingRuntime
+) -> None:
     adapter = make_adapter(slack, runtime, live_updates=True)
     async with serve(adapter) as client:
         await post_event(client, fixture("app_mention"))
@@ -435,7 +458,9 @@ async def test_rate_limited_finalize_is_retried_on_the_same_placeholder(
 # socket mode
 
 
-async def test_socket_mode_receives_events_and_acks_after_ingest(slack: FakeSlack, runtime: RecordingRuntime) -> None:
+async def test_socket_mode_receives_events_and_acks_after_ingest(
+    slack: FakeSlack, runtime: RecordingRuntime
+) -> None:
     app_token = "xapp-1-A0APPID123-1-abcdef"
     adapter = make_adapter(slack, runtime, mode="socket", app_token=app_token)
     await adapter.start()
