@@ -146,6 +146,10 @@ class ChannelRuntime(Protocol):
     async def redeliver(self, tenant: str, channel: str, conversation_key: str) -> int:
         """Try again to deliver pending replies of a conversation (e.g. a client reconnected)."""
 
+    async def acknowledge(self, tenant: str, channel: str, event_id: str) -> bool:
+        """The client confirmed it has the reply to ``event_id``: never send it again (a reconnect,
+        a restart). False when no such message was stored."""
+
     async def cancel(self, tenant: str, channel: str, event_id: str, *, conversation_key: str | None = None) -> bool:
         """Cancel the turn answering ``event_id``; False if it already finished, or, with
         ``conversation_key``, if the event belongs to another conversation (someone else's turn)."""

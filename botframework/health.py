@@ -45,17 +45,23 @@ class ChannelHealth:
         return cls(ok=False, status=status, detail=detail)
 
 
-def health_report(adapters: Iterable[ChannelAdapter[Any]]) -> dict[str, Any]:
-    """The ``/healthz`` body: ``{"status": "ok"}``, or ``"degraded"`` with the channels that are not up."""
+def health_report(
+    adapters: Iterable[ChannelAdapter[Any]], *, storage: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``/healthz`` body: ``{"status": "ok"}``, or ``"degraded"`` with the channels that are not up
+    and, while the database does not answer, ``storage`` (see :mod:`botframework.storage_health`)."""
     problems = []
     for adapter in adapters:
         health = adapter.health()
         if not health.ok:
             problems.append({"channel": adapter.name, "status": health.status, "detail": health.detail})
-    if not problems:
+    if not problems and storage is None:
         return {"status": "ok"}
     problems.sort(key=lambda p: (p["channel"], p["status"]))
-    return {"status": "degraded", "channels": problems}
+    report: dict[str, Any] = {"status": "degraded", "channels": problems}
+    if storage is not None:
+        report["storage"] = dict(storage)
+    return report
 
 
 class ChannelHealthCollector(Collector):

@@ -5,12 +5,14 @@ then schedule; the channel acknowledges after ``ingest`` returns, so an acknowle
 always stored. Processing runs per conversation in order (``ConversationScheduler``); the reply is
 recorded as a pending delivery in the same transaction that closes the turn, then sent. A restart
 re-runs open turns (tools that already ran are not run again) and re-sends pending deliveries, so
-every accepted message is answered once.
+every accepted message is answered once; after a database outage the recovery loop
+(:mod:`botframework.recovery`) does the same without a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
@@ -40,10 +42,13 @@ from botframework.models.base import ModelClient
 from botframework.models.registry import build_client
 from botframework.models.router import ModelRouter
 from botframework.plugins import CHANNELS
+from botframework.recovery import RecoveryLoop
 from botframework.replay import ReplayGuard
 from botframework.retention import run_retention
+from botframework.safe_rows import safe_transcript
 from botframework.scheduler import ConversationScheduler
 from botframework.states import DeliveryStatus, TurnFailure, TurnStatus
+from botframework.storage_health import StorageHealthCollector, describe
 from botframework.tools.mcp.config import MCP_MEDIA_SOURCE
 from botframework.tools.mcp.setup import mcp_connections, mcp_toolset
 from botframework.tools.registry import resolve_tools
@@ -68,7 +73,6 @@ from storage.turns import (
     insert_event,
     merge_turns,
     open_turns,
-    recent_transcript,
     set_turn_status,
     turn_record,
 )
@@ -190,8 +194,12 @@ class Runtime:
         self._sinks: dict[str, ReplySink] = {}
         self._waiters: dict[str, list[asyncio.Future[Reply]]] = defaultdict(list)
         self._background: set[asyncio.Task[Any]] = set()
+        self._delivering: set[int] = set()
+        """Deliveries being sent right now: a re-scan or a reconnect must not send them a second time."""
+        self.recovery = RecoveryLoop(db=self.db, rescan=self.recover)
         self.held = HeldReplies(db=self.db, waiters=self._waiters, metrics=self.metrics)
         self.metrics.registry.register(ChannelHealthCollector(self.adapters))
+        self.metrics.registry.register(StorageHealthCollector(self.db.health))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -203,6 +211,7 @@ class Runtime:
         for adapter in self.adapters.values():
             await adapter.start()
         await self.recover()
+        self._spawn(self.recovery.run())
         if self.config.storage.retention_days is not None:
             self._spawn(run_retention(self.db, days=self.config.storage.retention_days))
 
@@ -239,9 +248,21 @@ class Runtime:
             log.info("recovery: %d open turn(s) resumed, %d pending repl(ies) resent", len(turns), len(pending))
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
+        task = asyncio.create_task(self._guarded(coro))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _guarded(self, coro: Any) -> None:
+        """A background task's storage failure is one log line and a re-scan, never a lost task."""
+        try:
+            await coro
+        except StorageError as exc:
+            log.warning(
+                "background work hit a storage failure (%s); it resumes when the database answers", describe(exc)
+            )
+            self.recovery.interrupted()
+        except Exception:
+            log.exception("background task failed")
 
     # -- ChannelRuntime ----------------------------------------------------------------------
 
@@ -344,7 +365,7 @@ class Runtime:
             conversation_id = await find_conversation(conn, tenant=tenant, channel=channel, key=conversation_key)
             if conversation_id is None:
                 return []
-            return await recent_transcript(conn, conversation_id=conversation_id, limit=limit)
+            return await safe_transcript(conn, conversation_id=conversation_id, limit=limit)
 
     async def _fetch_media(self, tenant: str, channel: str, ref: str) -> tuple[bytes, str]:
         """An image a channel referenced, fetched by that tenant's adapter (never another tenant's)."""
@@ -362,6 +383,18 @@ class Runtime:
         for d in pending:
             await self._deliver(d, retry=False)
         return len(pending)
+
+    async def acknowledge(self, tenant: str, channel: str, event_id: str) -> bool:
+        """The client has the reply to ``event_id``: it is never sent again (a reconnect, a restart)."""
+        async with self.db.write() as conn:
+            found = await find_event(conn, tenant=tenant, channel=channel, event_id=event_id)
+            if found is None:
+                return False
+            delivery = await delivery_for_turn(conn, found[0])
+            if delivery is None or delivery.status is not DeliveryStatus.PENDING:
+                return delivery is not None
+            await mark_delivery(conn, delivery.id, status=DeliveryStatus.SENT)
+        return True
 
     async def cancel(self, tenant: str, channel: str, event_id: str, *, conversation_key: str | None = None) -> bool:
         async with self.db.read() as conn:
@@ -439,20 +472,27 @@ class Runtime:
         Running a turn again is safe: tools that already ran are not run again, and an answer that
         was already stored is reused instead of asking the model twice.
         """
-        for delay in (*self.storage_retry_delays_s, None):
+        for attempt, delay in enumerate((*self.storage_retry_delays_s, None), start=1):
             try:
                 await self._process_once(conversation_id, turn_id)
                 return
             except StorageError as exc:
                 if delay is None:
                     log.error(
-                        "turn %s stays open after repeated storage failures (%s); it resumes at the next start",
+                        "turn %s stays open after %d storage failures (%s); the recovery loop resumes it",
                         turn_id,
-                        exc,
+                        attempt,
+                        describe(exc),
                     )
+                    self.recovery.interrupted()
                     return
-                log.warning("turn %s hit a storage failure (%s); retrying in %ss", turn_id, exc, delay)
-                await asyncio.sleep(delay)
+                log.warning(
+                    "turn %s hit a storage failure (%s); retry %d within %ss", turn_id, describe(exc), attempt, delay
+                )
+                if self.db.health.ok:  # not an outage (one statement failed): the plain backoff
+                    await asyncio.sleep(delay)
+                else:  # an outage: back at once when the database answers, not after the whole backoff
+                    await self.db.health.wait_up(delay)
 
     async def _process_once(self, conversation_id: int, turn_id: str) -> None:
         async with self.db.read() as conn:
@@ -509,6 +549,15 @@ class Runtime:
         )
 
     async def _deliver(self, delivery: DeliveryRecord, *, retry: bool = True) -> None:
+        if delivery.id in self._delivering:
+            return  # under way already: a re-scan or a reconnect met it mid-send
+        self._delivering.add(delivery.id)
+        try:
+            await self._deliver_now(delivery, retry=retry)
+        finally:
+            self._delivering.discard(delivery.id)
+
+    async def _deliver_now(self, delivery: DeliveryRecord, *, retry: bool) -> None:
         for future in self._waiters.pop(delivery.turn_id, []):
             if not future.done():
                 future.set_result(delivery.reply)
@@ -559,9 +608,29 @@ class Runtime:
                     exc,
                 )
             return
-        async with self.db.write() as conn:
-            await mark_delivery(conn, delivery.id, status=DeliveryStatus.SENT)
+        await self._record_sent(delivery)
         self.metrics.deliveries.labels(delivery.channel, "sent").inc()
+
+    async def _record_sent(self, delivery: DeliveryRecord) -> None:
+        """Record a sent reply, retrying while the database fails: giving up would send it again."""
+        for attempt in itertools.count(1):
+            try:
+                async with self.db.write() as conn:
+                    await mark_delivery(conn, delivery.id, status=DeliveryStatus.SENT)
+                return
+            except StorageError as exc:
+                delay = self.storage_retry_delays_s[min(attempt, len(self.storage_retry_delays_s)) - 1]
+                log.warning(
+                    "reply to turn %s was sent but not recorded (%s); retry %d within %ss",
+                    delivery.turn_id,
+                    describe(exc),
+                    attempt,
+                    delay,
+                )
+                if self.db.health.ok:
+                    await asyncio.sleep(delay)
+                else:
+                    await self.db.health.wait_up(delay)
 
     async def _retry_delivery(self, delivery: DeliveryRecord, delay_s: float) -> None:
         await asyncio.sleep(delay_s)

@@ -25,6 +25,7 @@ from aiohttp import web
 from botframework.health import health_report
 from botframework.runtime import Runtime
 from botframework.startup import listen_error
+from botframework.unavailable import storage_unavailable_middleware
 
 __all__ = ["RUNTIME_KEY", "build_admin_app", "build_app", "serve"]
 
@@ -92,7 +93,7 @@ def _metrics_handler(runtime: Runtime, *, public: bool, host: str) -> Handler:
 
 def _healthz_handler(runtime: Runtime) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def healthz(_request: web.Request) -> web.Response:
-        return web.json_response(health_report(runtime.adapters.values()))
+        return web.json_response(health_report(runtime.adapters.values(), storage=runtime.db.health.report()))
 
     return healthz
 
@@ -108,7 +109,9 @@ def build_admin_app(runtime: Runtime) -> web.Application:
 def build_app(runtime: Runtime, *, host: str | None = None) -> web.Application:
     """The application; ``runtime`` starts and stops with it. ``host`` is the address it listens on
     (default ``server.host``): ``/metrics`` without a token answers only on a loopback address."""
-    app = web.Application(client_max_size=runtime.config.server.max_body_bytes)
+    app = web.Application(
+        client_max_size=runtime.config.server.max_body_bytes, middlewares=[storage_unavailable_middleware]
+    )
     app[RUNTIME_KEY] = runtime
     healthz = _healthz_handler(runtime)
     metrics = _metrics_handler(runtime, public=True, host=host or runtime.config.server.host)

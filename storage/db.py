@@ -19,8 +19,25 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from botframework.errors import StorageError
+from botframework.storage_health import StorageHealth
 
-__all__ = ["Database"]
+__all__ = ["DRIVER_ERRORS", "Database"]
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    """What a failing database raises: SQLAlchemy's errors, and what the drivers raise unwrapped
+    (asyncpg's connect raises ``ConnectionRefusedError`` and its own errors as they are)."""
+    errors: list[type[BaseException]] = [SQLAlchemyError, OSError]
+    try:
+        import asyncpg  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - asyncpg is a dependency, but SQLite-only installs work
+        pass
+    else:
+        errors += [asyncpg.PostgresError, asyncpg.InterfaceError]
+    return tuple(errors)
+
+
+DRIVER_ERRORS = _driver_errors()
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -52,6 +69,8 @@ class Database:
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        self.health = StorageHealth()
+        """Up or down as the last operations found it (``/healthz``, retries, the recovery loop)."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -63,8 +82,10 @@ class Database:
         try:
             async with self.engine.connect() as conn:
                 yield conn
-        except SQLAlchemyError as exc:
+        except DRIVER_ERRORS as exc:
+            self.health.failed(exc)
             raise StorageError(f"database read failed ({self.dialect}): {exc}") from exc
+        self.health.succeeded()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -76,8 +97,10 @@ class Database:
             else:
                 async with self._write_lock, self.engine.begin() as conn:
                     yield conn
-        except SQLAlchemyError as exc:
+        except DRIVER_ERRORS as exc:
+            self.health.failed(exc)
             raise StorageError(f"database write failed ({self.dialect}): {exc}") from exc
+        self.health.succeeded()
 
     async def upgrade(self, revision: str = "head") -> None:
         """Apply Alembic migrations up to ``revision`` on this engine."""
@@ -97,7 +120,7 @@ class Database:
             else:
                 async with self._write_lock, self.engine.begin() as conn:
                     await conn.run_sync(run)
-        except SQLAlchemyError as exc:
+        except DRIVER_ERRORS as exc:
             raise StorageError(f"migration failed on {self.dialect}: {exc}") from exc
 
     async def close(self) -> None:

@@ -21,6 +21,7 @@ out every other conversation's rows written in between.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +41,8 @@ __all__ = [
     "load_turn_tail",
     "row_to_message",
 ]
+
+log = logging.getLogger("storage.history")
 
 messages = MessageRow.__table__
 conversations = Conversation.__table__
@@ -117,8 +120,15 @@ def row_to_message(row: Any) -> Message:
 
 
 async def _fetch(conn: AsyncConnection, query: Select[Any]) -> list[Message]:
-    result = await conn.execute(query)
-    return [row_to_message(row) for row in result]
+    """The rows as messages; a row no version of this code wrote is skipped with a log line, so one
+    bad row cannot fail every later turn of its conversation."""
+    out = []
+    for row in await conn.execute(query):
+        try:
+            out.append(row_to_message(row))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.warning("history: skipping unreadable message %s (%s)", row[0], type(exc).__name__)
+    return out
 
 
 def _order() -> tuple[Any, Any]:

@@ -49,6 +49,7 @@ class RecordingRuntime:
     membership_checks: list[tuple[str, str, str]] = field(default_factory=list)
     redeliveries: list[tuple[str, str, str]] = field(default_factory=list)
     cancels: list[tuple[str, str, str]] = field(default_factory=list)
+    acks: list[tuple[str, str, str]] = field(default_factory=list)
     replies: list[tuple[tuple[str, str, str], str]] = field(default_factory=list)
     conversations: set[tuple[str, str, str]] = field(default_factory=set)
     model_tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -138,6 +139,10 @@ class RecordingRuntime:
     async def redeliver(self, tenant: str, channel: str, conversation_key: str) -> int:
         self.redeliveries.append((tenant, channel, conversation_key))
         return 0
+
+    async def acknowledge(self, tenant: str, channel: str, event_id: str) -> bool:
+        self.acks.append((tenant, channel, event_id))
+        return any((t.tenant, t.channel, t.event_id) == (tenant, channel, event_id) for t in self.accepted)
 
     async def cancel(self, tenant: str, channel: str, event_id: str, *, conversation_key: str | None = None) -> bool:
         self.cancels.append((tenant, channel, event_id))

@@ -32,16 +32,18 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from botframework.channel import ChannelRuntime, Outbound, Route
 from botframework.chunked import ChunkedAdapter, VendorError
-from botframework.errors import MediaError, PayloadError
+from botframework.errors import MediaError, PayloadError, StorageError
 from botframework.inputs import load_json_object
 from botframework.logs import quiet_loggers
 from botframework.media import MAX_IMAGE_BYTES
+from botframework.storage_health import describe
 from channels.slack.config import SlackChannelConfig
 from channels.slack.events import CHANNEL, SlackTarget, bot_user_from, parse_event
 from channels.slack.render import LIMIT, to_slack
@@ -120,6 +122,15 @@ class SlackAdapter(ChunkedAdapter[SlackChannelConfig, SlackTarget, str]):
             await self._on_event(body)
 
         self.app.event(re.compile(".*"))(on_event)
+
+        async def on_error(error: Exception) -> BoltResponse | None:
+            if isinstance(error, StorageError):  # not stored, not acknowledged: Slack retries a 503
+                log.warning("slack tenant %s: event not stored, answered 503: %s", self.tenant, describe(error))
+                return BoltResponse(status=503, body="temporarily unavailable")
+            log.error("slack tenant %s: handling an event failed", self.tenant, exc_info=error)
+            return None
+
+        self.app.error(on_error)
 
     # lifecycle
 

@@ -2,7 +2,11 @@
 
 A conversation is (tenant, websocket, user) and survives reconnects: on connect the client gets a
 ``session`` frame saying who it is, a ``history`` frame and any reply produced while it was away.
-Several sockets of one user (tabs) all receive the reply.
+Several sockets of one user (tabs) all receive the reply, each socket once: a socket remembers the
+final frames it has, so the redelivery on connect and the live delivery cannot both show it. A
+client acknowledges what it got (``{"type":"ack","reply_to":id}``, and ``?ack=id1,id2`` when it
+reconnects, for acks lost with a crashed server); an acknowledged reply is recorded as delivered
+and never sent again.
 
 Who a connection is never comes from a name the client picks (``channels.websocket.identity``):
 
@@ -31,18 +35,21 @@ from urllib.parse import urlsplit
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from botframework.channel import ChannelAdapter, ChannelRuntime, Outbound, Route
-from botframework.errors import DeliveryError, PayloadError, SignatureError
+from botframework.errors import DeliveryError, PayloadError, SignatureError, StorageError
 from botframework.identity import ResumeTokens, new_anonymous_user, verify_signed_user
 from botframework.inputs import check_identifier, clean_text, load_json_object
 from botframework.limits import RateLimiter
+from botframework.storage_health import describe
 from channels.websocket.config import WebSocketChannelConfig
 from channels.websocket.events import (
     CHANNEL,
     MAX_USER_CHARS,
+    AckFrame,
     CancelFrame,
     WebSocketTarget,
     client_id,
     event_id_for,
+    parse_acks,
     parse_frame,
     to_turn,
 )
@@ -54,6 +61,7 @@ log = logging.getLogger("channels.websocket")
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHORIZED = 4401
+UNAVAILABLE = "the server cannot reach its database right now; your messages are safe, try again in a moment"
 RESUME_KEY = "websocket.resume"
 """Name of the deployment key that signs resume tokens."""
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
@@ -63,6 +71,9 @@ class _Socket:
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
         self.lock = asyncio.Lock()
+        self.finals: set[str] = set()
+        """Ids whose final frame (``done``/``error`` of a reply) this socket has, or the client acked:
+        a redelivery on connect racing the live delivery must not show a reply twice in one tab."""
 
     async def send(self, frame: dict[str, Any]) -> bool:
         if self.ws.closed:
@@ -151,6 +162,22 @@ class WebSocketAdapter(ChannelAdapter[WebSocketChannelConfig]):
             sent += await sock.send(frame)
         return sent
 
+    async def _broadcast_final(self, user: str, frame: dict[str, Any]) -> int:
+        """Send a reply's final frame to each socket of ``user`` that does not have it yet; how
+        many sockets have it now."""
+        reply_to = str(frame["reply_to"])
+        have = 0
+        for sock in list(self._sockets.get(user, ())):
+            if reply_to in sock.finals:
+                have += 1
+                continue
+            sock.finals.add(reply_to)  # before the await: a concurrent delivery sees it taken
+            if await sock.send(frame):
+                have += 1
+            else:
+                sock.finals.discard(reply_to)
+        return have
+
     # -- handshake ---------------------------------------------------------------------------
 
     def origin_allowed(self, request: web.Request) -> bool:
@@ -221,14 +248,22 @@ class WebSocketAdapter(ChannelAdapter[WebSocketChannelConfig]):
                 {"error": "this page's origin may not open the chat socket (channels.websocket.allowed_origins)"},
                 status=403,
             )
+        unavailable = False
         try:
             user, resume = await self.identify(request)
             refused = None
         except _Refused as exc:
             user, resume, refused = "", None, exc
+        except StorageError as exc:  # anonymous mode needs the deployment key
+            log.warning("tenant %s: web chat handshake while storage is unavailable: %s", self.tenant, describe(exc))
+            user, resume, refused, unavailable = "", None, None, True
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=1 << 20)
         await ws.prepare(request)
         sock = _Socket(ws)
+        if unavailable:
+            await sock.send({"type": "error", "reply_to": None, "kind": "unavailable", "message": UNAVAILABLE})
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"storage unavailable, try again later")
+            return ws
         if refused is not None:
             if refused.code == CLOSE_BAD_REQUEST:  # unauthorized sockets get no frame at all
                 await sock.send({"type": "error", "reply_to": None, "message": refused.reason})
@@ -240,8 +275,7 @@ class WebSocketAdapter(ChannelAdapter[WebSocketChannelConfig]):
             if resume is not None:
                 session["resume"] = resume
             await sock.send(session)
-            await self._send_history(user, sock)
-            await self.runtime.redeliver(self.tenant, self.name, user)
+            await self._on_connect(user, sock, parse_acks(request.query.get("ack", "")))
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
                     await self._on_text(user, sock, msg.data)
@@ -252,6 +286,20 @@ class WebSocketAdapter(ChannelAdapter[WebSocketChannelConfig]):
             if not self._sockets[user]:
                 del self._sockets[user]
         return ws
+
+    async def _on_connect(self, user: str, sock: _Socket, acked: list[str]) -> None:
+        """History, then what the client says it already has (``?ack=``), then pending replies.
+        While storage is down the socket stays open with an ``error`` frame; pending replies reach
+        it when the recovery loop resends them."""
+        sock.finals.update(acked)
+        try:
+            for reply_to in acked:
+                await self.runtime.acknowledge(self.tenant, self.name, event_id_for(user, reply_to))
+            await self._send_history(user, sock)
+            await self.runtime.redeliver(self.tenant, self.name, user)
+        except StorageError as exc:
+            log.warning("tenant %s: web chat connect of %s without history: %s", self.tenant, user, describe(exc))
+            await sock.send({"type": "error", "reply_to": None, "kind": "unavailable", "message": UNAVAILABLE})
 
     async def _send_history(self, user: str, sock: _Socket) -> None:
         history = await self.runtime.transcript(self.tenant, self.name, user)
@@ -274,6 +322,9 @@ class WebSocketAdapter(ChannelAdapter[WebSocketChannelConfig]):
                 {"type": "error", "reply_to": _frame_id(raw), "kind": "bad_frame", "message": f"bad frame: {exc}"}
             )
             return
+        if isinstance(frame, AckFrame):
+            await self._on_ack(user, sock, frame.reply_to)
+            return
         if isinstance(frame, CancelFrame):
             await self.runtime.cancel(self.tenant, self.name, event_id_for(user, frame.id), conversation_key=user)
             return
@@ -291,7 +342,8 @@ class WebSocketAdapter(ChannelAdapter[WebSocketChannelConfig]):
         try:
             result = await self.runtime.ingest(to_turn(tenant=self.tenant, user=user, frame=frame))
         except Exception as exc:
-            log.error("could not accept a websocket message from %s: %s: %s", user, type(exc).__name__, exc)
+            level = logging.WARNING if isinstance(exc, StorageError) else logging.ERROR
+            log.log(level, "could not accept a websocket message from %s: %s", user, describe(exc))
             await sock.send(
                 {
                     "type": "error",
@@ -316,11 +368,19 @@ class WebSocketAdapter(ChannelAdapter[WebSocketChannelConfig]):
         user = WebSocketTarget.model_validate(outbound.primary.reply_target).user
         sent = 0
         for frame in final_frames(outbound):
-            sent = await self.broadcast(user, frame)
+            sent = await self._broadcast_final(user, frame)
         if not sent:
             raise DeliveryError(
                 f"websocket user {user!r} is not connected; the reply waits for a reconnect", retryable=True
             )
+
+    async def _on_ack(self, user: str, sock: _Socket, reply_to: str) -> None:
+        """The client has the reply to ``reply_to``: recorded, so no reconnect or restart resends it."""
+        sock.finals.add(reply_to)
+        try:
+            await self.runtime.acknowledge(self.tenant, self.name, event_id_for(user, reply_to))
+        except StorageError as exc:  # the reply may come again after a restart; the client keys on reply_to
+            log.warning("tenant %s: ack of %s not recorded: %s", self.tenant, reply_to, describe(exc))
 
 
 def _frame_id(raw: str) -> str | None:

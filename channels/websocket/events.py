@@ -14,11 +14,13 @@ __all__ = [
     "MAX_ID_CHARS",
     "MAX_TEXT_CHARS",
     "MAX_USER_CHARS",
+    "AckFrame",
     "CancelFrame",
     "MessageFrame",
     "WebSocketTarget",
     "client_id",
     "event_id_for",
+    "parse_acks",
     "parse_frame",
     "to_turn",
 ]
@@ -48,6 +50,17 @@ class CancelFrame:
     id: str
 
 
+@dataclass(frozen=True)
+class AckFrame:
+    """The client has the final frame (``done`` or ``error``) answering its message ``reply_to``."""
+
+    reply_to: str
+
+
+MAX_ACKS = 100
+"""Ids one ``?ack=`` may carry: the replies a reconnecting client got last."""
+
+
 def _id(data: dict[str, Any]) -> str:
     value = data.get("id")
     if not isinstance(value, str):
@@ -55,7 +68,7 @@ def _id(data: dict[str, Any]) -> str:
     return check_identifier(value, what="'id'", max_chars=MAX_ID_CHARS)
 
 
-def parse_frame(raw: str) -> MessageFrame | CancelFrame:
+def parse_frame(raw: str) -> MessageFrame | CancelFrame | AckFrame:
     """Parse one text frame. Raises PayloadError naming the problem."""
     data = load_json_object(raw, what="frame")
     kind = data.get("type")
@@ -69,7 +82,23 @@ def parse_frame(raw: str) -> MessageFrame | CancelFrame:
         return MessageFrame(id=frame_id, text=text)
     if kind == "cancel":
         return CancelFrame(id=_id(data))
-    raise PayloadError(f"unknown frame type {kind!r}; expected 'message' or 'cancel'")
+    if kind == "ack":
+        reply_to = data.get("reply_to")
+        if not isinstance(reply_to, str):
+            raise PayloadError(f"'reply_to' must be the id of a message, got {reply_to!r}")
+        return AckFrame(reply_to=check_identifier(reply_to, what="'reply_to'", max_chars=MAX_ID_CHARS))
+    raise PayloadError(f"unknown frame type {kind!r}; expected 'message', 'cancel' or 'ack'")
+
+
+def parse_acks(value: str) -> list[str]:
+    """``?ack=c1,c2``: the client's ids whose replies it already has; malformed ids are ignored."""
+    out: list[str] = []
+    for item in value.split(",")[:MAX_ACKS]:
+        try:
+            out.append(check_identifier(item, what="'ack'", max_chars=MAX_ID_CHARS))
+        except PayloadError:
+            continue
+    return out
 
 
 def event_id_for(user: str, frame_id: str) -> str:

@@ -112,6 +112,9 @@
   let messages = new Map();
   let outbox = loadOutbox();
   let ws = null;
+  // Replies this page has, acknowledged to the server (and named in ?ack= when it reconnects), so
+  // a reply is never sent to it twice, even across a server crash.
+  const acked = [];
   let attempts = 0;
   let openedAt = 0;
   let retryTimer = null;
@@ -373,7 +376,10 @@
         break;
       }
       case 'done':
-        if (id) finishReply(id, frame);
+        if (id) {
+          finishReply(id, frame);
+          acknowledge(id);
+        }
         break;
       case 'error':
         if (id) failReply(id, frame);
@@ -482,6 +488,15 @@
   }
 
   // ---- sending
+  function acknowledge(id) {
+    if (id.includes(',')) return;
+    if (!acked.includes(id)) {
+      acked.push(id);
+      if (acked.length > 100) acked.shift();
+    }
+    transmit({ type: 'ack', reply_to: id });
+  }
+
   function transmit(frame) {
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
     ws.send(JSON.stringify(frame));
@@ -590,6 +605,7 @@
     const resume = store.get(resumeKey);
     if (resume) url.searchParams.set('resume', resume);
     if (token) url.searchParams.set('token', token);
+    if (acked.length) url.searchParams.set('ack', acked.join(','));
     return url.href;
   }
 

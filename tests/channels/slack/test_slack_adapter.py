@@ -170,14 +170,15 @@ async def test_retried_event_reaches_runtime_with_same_event_id(
     assert len(runtime.model_tasks) == 1
 
 
-async def test_storage_failure_answers_500_so_slack_retries(
-    slack: FakeSlack, runtime: RecordingRuntime
+async def test_storage_failure_answers_503_so_slack_retries(
+    slack: FakeSlack, runtime: RecordingRuntime, caplog: pytest.LogCaptureFixture
 ) -> None:
     runtime.fail_with = StorageError("database is locked")
     async with serve(make_adapter(slack, runtime)) as client:
         response = await post_event(client, fixture("app_mention"))
-        assert response.status == 500
+        assert response.status == 503
         assert "X-Slack-No-Retry" not in response.headers
+    assert not [r for r in caplog.records if r.exc_info], "a storage outage is one log line, not a traceback"
 
 
 async def test_slow_ingest_still_completes_before_the_ack(
