@@ -2,8 +2,11 @@
 
 Point slack_sdk at ``fake.base_url`` (``api_base_url`` in the channel config). It answers
 ``auth.test``, ``chat.postMessage``, ``chat.update`` and ``apps.connections.open``; any other method
-answers ``{"ok": true}``. ``fail(method, error)`` makes the next call(s) of a method fail the way
-Slack does (``ratelimited`` as HTTP 429 with Retry-After, other errors as HTTP 200 ``ok: false``).
+answers ``{"ok": true}``. Posted messages are kept, with their ``metadata``, and served back by
+``conversations.history`` / ``conversations.replies`` (newer than ``oldest``, by the fake's clock;
+metadata only with ``include_all_metadata``), as Slack does. ``fail(method, error)`` makes the next
+call(s) of a method fail the way Slack does (``ratelimited`` as HTTP 429 with Retry-After, other
+errors as HTTP 200 ``ok: false``).
 
 Socket Mode: ``apps.connections.open`` hands out ``ws://.../socket``; the fake says ``hello`` there,
 ``send_socket_event`` pushes an ``events_api`` envelope and ``socket_acks`` records the client's acks.
@@ -87,6 +90,8 @@ class FakeSlack:
     file_requests: list[SlackCall] = field(default_factory=list)
     file_token: str = ""
     """The bearer token file downloads need (empty: any)."""
+    stored: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    """Every message posted, with the time it arrived: what history and replies serve."""
 
     @property
     def base_url(self) -> str:
@@ -100,6 +105,7 @@ class FakeSlack:
     async def __aenter__(self) -> FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
         app.router.add_get("/files-pri/{name}", self._file)
         self._runner, self._port = await serve_local(app)
@@ -217,6 +223,13 @@ class FakeSlack:
             message = {"type": "message", "text": params.get("text", ""), "user": BOT_USER_ID, "ts": ts}
             if params.get("thread_ts"):
                 message["thread_ts"] = params["thread_ts"]
+            stored = {**message, "channel": params.get("channel")}
+            metadata = params.get("metadata")
+            if isinstance(metadata, str) and metadata:
+                metadata = json.loads(metadata)
+            if isinstance(metadata, dict):
+                stored["metadata"] = metadata
+            self.stored.append((time.time(), stored))
             return web.json_response(
                 {"ok": True, "channel": params.get("channel"), "ts": ts, "message": message}
             )
@@ -229,9 +242,27 @@ class FakeSlack:
                     "text": params.get("text"),
                 }
             )
+        if method in ("conversations.history", "conversations.replies"):
+            return web.json_response(self._read_back(method, params))
         if method == "apps.connections.open":
             return web.json_response({"ok": True, "url": f"ws://127.0.0.1:{self._port}/socket"})
         return web.json_response({"ok": True})
+
+    def _read_back(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A channel's messages (history) or a thread's (replies), newest first, one page."""
+        oldest = float(params.get("oldest") or 0)
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = []
+        for arrived, message in reversed(self.stored):
+            if message["channel"] != params.get("channel") or arrived < oldest:
+                continue
+            if method == "conversations.replies" and message.get("thread_ts") != params.get("ts"):
+                continue
+            shown = {k: v for k, v in message.items() if k != "channel"}
+            if not with_metadata:
+                shown.pop("metadata", None)
+            found.append(shown)
+        return {"ok": True, "messages": found, "has_more": False, "response_metadata": {"next_cursor": ""}}
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
