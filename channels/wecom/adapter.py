@@ -37,7 +37,14 @@ from channels.wecom.crypto import MsgCrypt
 from channels.wecom.events import CHANNEL, UserTarget, parse_message, parse_xml
 from channels.wecom.render import LIMIT, to_wecom_markdown
 
-__all__ = ["CallbackAdapter", "WeComAdapter", "duplicate_check_window", "raw_query"]
+__all__ = [
+    "DUPLICATE_CHECK_MARGIN_S",
+    "DUPLICATE_CHECK_MAX_S",
+    "CallbackAdapter",
+    "WeComAdapter",
+    "duplicate_check_window",
+    "raw_query",
+]
 
 DUPLICATE_CHECK_MARGIN_S = 60
 """Seconds added to the age of the interrupted attempt (clock skew, the attempt's own duration)."""

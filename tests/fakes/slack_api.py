@@ -70,6 +70,7 @@ class _Failure:
     times: int
     retry_after: int
     after: int = 0
+    html: bool = False
 
 
 @dataclass
@@ -128,12 +129,14 @@ class FakeSlack:
         status: int | None = None,
         retry_after: int = 1,
         after: int = 0,
+        html: bool = False,
     ) -> None:
-        """Make ``times`` calls of ``method`` fail with Slack error ``error``, after ``after`` succeed."""
+        """Make ``times`` calls of ``method`` fail with Slack error ``error``, after ``after`` succeed
+        (``html``: with a proxy's HTML error page instead of Slack's JSON)."""
         if status is None:
             status = 429 if error == "ratelimited" else 200
         self._failures[method] = _Failure(
-            error=error, status=status, times=times, retry_after=retry_after, after=after
+            error=error, status=status, times=times, retry_after=retry_after, after=after, html=html
         )
 
     def calls_to(self, method: str) -> list[SlackCall]:
@@ -201,6 +204,9 @@ class FakeSlack:
         elif failure is not None and failure.times > 0:
             failure.times -= 1
             headers = {"Retry-After": str(failure.retry_after)} if failure.status == 429 else {}
+            if failure.html:
+                page = f"<html><body>{failure.status} {failure.error}</body></html>"
+                return web.Response(status=failure.status, text=page, content_type="text/html", headers=headers)
             return web.json_response(
                 {"ok": False, "error": failure.error}, status=failure.status, headers=headers
             )
