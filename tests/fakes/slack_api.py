@@ -11,6 +11,9 @@ errors as HTTP 200 ``ok: false``).
 Socket Mode: ``apps.connections.open`` hands out ``ws://.../socket``; the fake says ``hello`` there,
 ``send_socket_event`` pushes an ``events_api`` envelope and ``socket_acks`` records the client's acks.
 
+``hold(method, after=n)`` posts the (n+1)-th message but never answers that call: a process killed
+then has sent a message it never learned about.
+
 ``signed_headers`` computes a real ``v0=`` signature (HMAC-SHA256 over ``v0:{ts}:{body}``).
 """
 
@@ -93,6 +96,10 @@ class FakeSlack:
     """The bearer token file downloads need (empty: any)."""
     stored: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     """Every message posted, with the time it arrived: what history and replies serve."""
+    _held: dict[str, int] = field(default_factory=dict)
+    holding: asyncio.Event = field(default_factory=asyncio.Event)
+    _closing: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once a held call has been stored and is waiting (see :meth:`hold`)."""
 
     @property
     def base_url(self) -> str:
@@ -113,6 +120,7 @@ class FakeSlack:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._closing.set()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
@@ -138,6 +146,11 @@ class FakeSlack:
         self._failures[method] = _Failure(
             error=error, status=status, times=times, retry_after=retry_after, after=after, html=html
         )
+
+    def hold(self, method: str, *, after: int = 0) -> None:
+        """Let ``after`` calls of ``method`` through; the next one takes effect (a message is posted)
+        but its answer never comes: the caller cannot know it worked (kill it then)."""
+        self._held[method] = after
 
     def calls_to(self, method: str) -> list[SlackCall]:
         return [c for c in self.calls if c.method == method]
@@ -236,6 +249,13 @@ class FakeSlack:
             if isinstance(metadata, dict):
                 stored["metadata"] = metadata
             self.stored.append((time.time(), stored))
+            if self._held.get(method) == 0:
+                del self._held[method]
+                self.holding.set()
+                await self._closing.wait()
+                raise web.HTTPServiceUnavailable()
+            if method in self._held:
+                self._held[method] -= 1
             return web.json_response(
                 {"ok": True, "channel": params.get("channel"), "ts": ts, "message": message}
             )
