@@ -8,6 +8,7 @@ timed out). Each message is then:
 
 - answered: exactly one ``done`` frame;
 - error: an ``error`` frame for it (the turn failed and said so);
+- refused: an ``error`` frame of a kind that means "not stored" (``rate_limited``, ``queue_full``...);
 - lost: neither within ``--turn-timeout-s``;
 - duplicated: more than one final frame (``done``/``error``) for it.
 
@@ -53,6 +54,8 @@ from tests.fakes.openai_server import FakeOpenAIServer, rate_limited, server_err
 
 TENANT = "chaos"
 FINAL = ("done", "error")
+REFUSALS = frozenset({"rate_limited", "queue_full", "quota_exceeded", "input_too_long", "bad_frame"})
+"""Error kinds that refuse a message before it is stored: not a failed turn, counted apart."""
 
 
 @dataclass
@@ -105,7 +108,7 @@ def server_config(path: Path, *, db_url: str, primary: str, fallback: str, turn_
         "tenants": {
             TENANT: {
                 "agent": {"model": "primary", "fallback_models": ["fallback"], "turn_timeout_s": turn_timeout_s},
-                "channels": {"websocket": {"identity": "none"}},
+                "channels": {"websocket": {"identity": "none", "rate_limit_per_min": 10_000}},
             }
         },
     }
@@ -139,6 +142,7 @@ async def user_loop(
     turns: int | None,
     until: float | None,
     turn_timeout_s: float,
+    think_s: float,
 ) -> None:
     client = await ChatClient.connect(http, url, TENANT, user)
     clients.append(client)
@@ -154,8 +158,10 @@ async def user_loop(
             continue  # counted as lost at the end unless it shows up
         tally.latencies.append(time.monotonic() - tally.sent[frame_id])
         tally.turns_done += 1
-        if final["type"] == "error" and final.get("kind") in ("bad_frame", "queue_full"):
+        if final["type"] == "error" and final.get("kind") in REFUSALS:
             await asyncio.sleep(1.0)
+        elif think_s:
+            await asyncio.sleep(think_s)
 
 
 async def _first_final(client: ChatClient, frame_id: str, timeout: float) -> dict[str, Any]:
@@ -267,6 +273,7 @@ async def run(args: argparse.Namespace) -> int:
                                 turns=None if soak else args.turns,
                                 until=until,
                                 turn_timeout_s=args.turn_timeout_s,
+                                think_s=args.think_s,
                             )
                             for i in range(args.users)
                         )
@@ -299,7 +306,11 @@ async def run(args: argparse.Namespace) -> int:
                 error_kinds[str(f.get("kind"))] += 1
     sent = len(tally.sent)
     answered = sum(1 for fid in tally.sent if finals[fid] >= 1 and dones[fid] >= 1 and errors[fid] == 0)
-    errored = sum(1 for fid in tally.sent if errors[fid] >= 1)
+    refused_ids = {
+        f["reply_to"] for f in frames if f.get("type") == "error" and f.get("kind") in REFUSALS and f.get("reply_to")
+    }
+    refused = sum(1 for fid in tally.sent if fid in refused_ids)
+    errored = sum(1 for fid in tally.sent if errors[fid] >= 1) - refused
     lost = sum(1 for fid in tally.sent if finals[fid] == 0)
     duplicated = sum(1 for fid in tally.sent if finals[fid] > 1)
     tracebacks = log_text.count("Traceback")
@@ -307,6 +318,7 @@ async def run(args: argparse.Namespace) -> int:
     print(f"messages sent        {sent}")
     print(f"answered             {answered}")
     print(f"errors               {errored}  {dict(error_kinds) or ''}")
+    print(f"refused (not stored) {refused}")
     print(f"lost                 {lost}")
     print(f"duplicated           {duplicated}")
     print(f"latency p50 / p99    {percentile(tally.latencies, 0.50):.2f} s / {percentile(tally.latencies, 0.99):.2f} s")
@@ -330,6 +342,7 @@ async def run(args: argparse.Namespace) -> int:
                     "sent": sent,
                     "answered": answered,
                     "errors": errored,
+                    "refused": refused,
                     "lost": lost,
                     "duplicated": duplicated,
                     "p50_s": percentile(tally.latencies, 0.5),
@@ -352,6 +365,7 @@ def main() -> int:
     parser.add_argument("--turn-timeout-s", type=float, default=90.0, help="a message with no answer by then is lost")
     parser.add_argument("--model-deadline-s", type=float, default=60.0, help="the agent's turn_timeout_s")
     parser.add_argument("--settle-s", type=float, default=3.0, help="wait after the last turn for stragglers")
+    parser.add_argument("--think-s", type=float, default=0.0, help="pause between a user's answer and next message")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--pg", action="store_true", help="use a scratch PostgreSQL database")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")

@@ -245,7 +245,7 @@ class ChunkedAdapter(ChannelAdapter[C], Generic[C, T, H]):
                 try:
                     with map_delivery_errors(self.delivery_errors, what=f"{what}: finalizing the placeholder"):
                         await self.edit_placeholder(target, placeholder, part)
-                    await self._journal(outbound, index, sent=True, what=what)
+                    await self.record_part(outbound, index, sent=True, what=what)
                     continue
                 except DeliveryError as error:
                     if error.retryable:
@@ -254,12 +254,12 @@ class ChunkedAdapter(ChannelAdapter[C], Generic[C, T, H]):
                     log.warning("%s; sending the reply as new messages instead", error)
             if outbound.uncertain(index) and await self._arrived(target, part, index=index, outbound=outbound):
                 log.info("%s: found at the vendor after an interrupted attempt; not sent again", what)
-                await self._journal(outbound, index, sent=True, what=what)
+                await self.record_part(outbound, index, sent=True, what=what)
                 continue
-            await self._journal(outbound, index, sent=False, what=what)
+            await self.record_part(outbound, index, sent=False, what=what)
             with map_delivery_errors(self.delivery_errors, what=what, delivered_parts=index):
                 await self.send_part(target, part, index=index, outbound=outbound)
-            await self._journal(outbound, index, sent=True, what=what)
+            await self.record_part(outbound, index, sent=True, what=what)
 
     async def _arrived(self, target: T, text: str, *, index: int, outbound: Outbound) -> bool:
         """Ask the vendor about an in-flight part; a failing check means "not known to have arrived"."""
@@ -278,8 +278,9 @@ class ChunkedAdapter(ChannelAdapter[C], Generic[C, T, H]):
             return False
 
     @staticmethod
-    async def _journal(outbound: Outbound, index: int, *, sent: bool, what: str) -> None:
-        """Record part ``index`` in flight (before its vendor call) or sent (after). A record that
+    async def record_part(outbound: Outbound, index: int, *, sent: bool, what: str) -> None:
+        """Record part ``index`` in flight (before its vendor call) or sent (after); an adapter that
+        overrides :meth:`deliver` calls it around each vendor call the same way. A record that
         cannot be written stops the delivery as retryable: sending without it could repeat the part."""
         if outbound.journal is None:
             return
