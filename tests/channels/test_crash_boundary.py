@@ -120,7 +120,7 @@ async def test_a_crash_between_sent_and_recorded_sends_no_part_twice(name: str, 
 
         second = BotHarness(channel=harness.channel, channel_config=harness.channel_config(), db_url=db_url)
         await second.__aenter__()  # recovers the pending delivery
-        await harness.connect(second)
+        await _reconnect(harness, second)
         runtime = second.runtime
 
         async def delivered() -> bool:
@@ -139,6 +139,19 @@ async def test_a_crash_between_sent_and_recorded_sends_no_part_twice(name: str, 
             await second.__aexit__(None, None, None)
         await first.__aexit__(None, None, None)
         await harness.stop()
+
+
+async def _reconnect(harness: ChannelHarness, bot: BotHarness) -> None:
+    """The second bot's session (the Discord harness's own ``connect`` expects the first identify)."""
+    if not isinstance(harness, DiscordHarness):
+        await harness.connect(bot)
+        return
+    client = bot.adapter.client
+
+    async def logged_in() -> bool:
+        return client.user is not None and not client.is_closed()
+
+    await wait_until(logged_in, timeout=15, what="the second bot's Discord session")
 
 
 def _check_vendor_key(name: str, harness: Any, turn_id: str) -> None:
