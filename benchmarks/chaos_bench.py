@@ -13,9 +13,10 @@ timed out). Each message is then:
 - duplicated: more than one final frame (``done``/``error``) for it.
 
 It prints those counts, the time from send to final frame (p50/p99), and the server's RSS at
-start and end. ``--soak-minutes M`` keeps the users talking for M minutes instead (turns stop
-counting) and prints an RSS sample every ``--sample-s`` seconds, with the growth per turn, to show
-whether memory levels off.
+start and end. ``--soak-minutes M`` keeps the users talking for M minutes instead, each user in one
+conversation of ``--turns`` messages after another (a new user each time, as in production: many
+conversations, none endless), and prints an RSS sample every ``--sample-s`` seconds, with the
+growth per turn, to show whether memory levels off.
 
     python benchmarks/chaos_bench.py                          # 6 users x 10 turns, SQLite
     python benchmarks/chaos_bench.py --users 20 --turns 10
@@ -139,29 +140,44 @@ async def user_loop(
     tally: Tally,
     clients: list[ChatClient],
     *,
-    turns: int | None,
+    turns: int,
     until: float | None,
     turn_timeout_s: float,
     think_s: float,
 ) -> None:
-    client = await ChatClient.connect(http, url, TENANT, user)
-    clients.append(client)
-    n = 0
-    while (turns is None or n < turns) and (until is None or time.monotonic() < until):
-        n += 1
-        frame_id = f"{user}-{n}"
-        tally.sent[frame_id] = time.monotonic()
-        await client.send(frame_id, f"question {n} from {user}")
-        try:
-            final = await _first_final(client, frame_id, turn_timeout_s)
-        except TimeoutError:
-            continue  # counted as lost at the end unless it shows up
-        tally.latencies.append(time.monotonic() - tally.sent[frame_id])
-        tally.turns_done += 1
-        if final["type"] == "error" and final.get("kind") in REFUSALS:
-            await asyncio.sleep(1.0)
-        elif think_s:
-            await asyncio.sleep(think_s)
+    """``turns`` messages as ``user``; with ``until`` (a soak), conversations of ``turns`` messages
+    one after another, each as a new user, until then: many conversations, as in production."""
+    generation = 0
+    while until is None or time.monotonic() < until:
+        name = user if until is None else f"{user}-c{generation}"
+        client = await ChatClient.connect(http, url, TENANT, name)
+        clients.append(client)
+        for n in range(1, turns + 1):
+            if until is not None and time.monotonic() >= until:
+                break
+            frame_id = f"{name}-{n}"
+            tally.sent[frame_id] = time.monotonic()
+            await client.send(frame_id, f"question {n} from {name}")
+            try:
+                final = await _first_final(client, frame_id, turn_timeout_s)
+            except TimeoutError:
+                continue  # counted as lost at the end unless it shows up
+            tally.latencies.append(time.monotonic() - tally.sent[frame_id])
+            tally.turns_done += 1
+            if final["type"] == "error" and final.get("kind") in REFUSALS:
+                await asyncio.sleep(1.0)
+            elif think_s:
+                await asyncio.sleep(think_s)
+        if until is None:
+            return
+        await asyncio.sleep(args_settle_s(turn_timeout_s))
+        await client.close()
+        generation += 1
+
+
+def args_settle_s(turn_timeout_s: float) -> float:
+    """How long a finished conversation's socket stays open for a late duplicate to show itself."""
+    return min(1.0, turn_timeout_s)
 
 
 async def _first_final(client: ChatClient, frame_id: str, timeout: float) -> dict[str, Any]:
@@ -270,7 +286,7 @@ async def run(args: argparse.Namespace) -> int:
                                 f"user{i:03d}",
                                 tally,
                                 clients,
-                                turns=None if soak else args.turns,
+                                turns=args.turns,
                                 until=until,
                                 turn_timeout_s=args.turn_timeout_s,
                                 think_s=args.think_s,
@@ -359,7 +375,7 @@ async def run(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=6, help="concurrent WebSocket users")
-    parser.add_argument("--turns", type=int, default=10, help="messages per user (without --soak-minutes)")
+    parser.add_argument("--turns", type=int, default=10, help="messages per user (per conversation in a soak)")
     parser.add_argument("--soak-minutes", type=float, default=None, help="keep talking this long; print RSS samples")
     parser.add_argument("--sample-s", type=float, default=30.0, help="seconds between RSS samples")
     parser.add_argument("--turn-timeout-s", type=float, default=90.0, help="a message with no answer by then is lost")
