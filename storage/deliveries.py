@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botframework.channel import InFlightPart
@@ -130,6 +130,8 @@ async def mark_delivery(
     values: dict[str, Any] = {"status": status, "attempts": deliveries.c.attempts + 1, "last_error": error}
     if progress is not None:
         values["progress"] = progress
+        # Progress past the part in flight says it arrived: nothing is in flight any more.
+        values["sending_at"] = case((deliveries.c.progress < progress, None), else_=deliveries.c.sending_at)
     if status is DeliveryStatus.SENT:
         values["sent_at"] = datetime.now(UTC)
         values["sending_at"] = None

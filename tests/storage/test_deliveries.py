@@ -80,3 +80,14 @@ async def test_a_failed_attempt_keeps_the_part_in_flight_and_sent_clears_it(db: 
     async with db.read() as conn:
         sent = await delivery_for_turn(conn, "t1")
     assert sent is not None and sent.in_flight is None
+
+
+async def test_progress_recorded_past_the_part_in_flight_clears_it(db: Database) -> None:
+    """The vendor took the part but its record failed: the attempt's error carries the progress."""
+    did = await _delivery(db)
+    async with db.write() as conn:
+        await mark_part_sending(conn, did, 1)
+        await mark_delivery(conn, did, status=DeliveryStatus.PENDING, error="database blip", progress=2)
+    async with db.read() as conn:
+        record = await delivery_for_turn(conn, "t1")
+    assert record is not None and record.progress == 2 and record.in_flight is None
