@@ -262,11 +262,16 @@ class ChunkedAdapter(ChannelAdapter[C], Generic[C, T, H]):
             await self.record_part(outbound, index, sent=True, what=what)
 
     async def _arrived(self, target: T, text: str, *, index: int, outbound: Outbound) -> bool:
-        """Ask the vendor about an in-flight part; a failing check means "not known to have arrived"."""
+        """Ask the vendor about an in-flight part. A check that may work later (a rate limit, an
+        outage) fails the attempt as retryable, so nothing is sent blind; one that cannot work (a
+        missing permission) means "not known to have arrived" and the part is sent again."""
+        what = f"{self.name} reply of turn {outbound.turn_id}: checking whether part {index + 1} arrived"
         try:
-            with map_delivery_errors(self.delivery_errors, what=f"{self.name}: checking part {index}"):
+            with map_delivery_errors(self.delivery_errors, what=what, delivered_parts=index):
                 return await self.already_delivered(target, text, index=index, outbound=outbound)
         except DeliveryError as exc:
+            if exc.retryable:
+                raise
             log.warning(
                 "%s: could not check whether part %d of turn %s arrived before (%s); sending it again "
                 "(the vendor's dedupe, where it has one, drops a repeat)",

@@ -113,6 +113,18 @@ async def test_a_failing_check_resends_the_part_with_one_warning(
     assert "missing_scope" in warning.getMessage() and warning.exc_info is None
 
 
+async def test_a_rate_limited_check_sends_nothing_and_is_retried_later(
+    slack: FakeSlack, runtime: RecordingRuntime
+) -> None:
+    """Sending blind would risk the duplicate the check is there to prevent: try the whole part later."""
+    adapter = make_adapter(slack, runtime)
+    slack.fail("conversations.replies", "ratelimited", retry_after=7)
+    with pytest.raises(DeliveryError) as caught:
+        await adapter.deliver(crashed_at(outbound("short answer"), 0))
+    assert slack.posted == []
+    assert caught.value.retryable and caught.value.delivered_parts == 0
+
+
 async def test_an_html_error_page_is_a_retryable_delivery_error(
     slack: FakeSlack, runtime: RecordingRuntime
 ) -> None:
