@@ -23,9 +23,11 @@ Every channel package has the same shape::
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -41,16 +43,20 @@ from botframework.render import UNLIMITED, ChannelLimit, render_chunks
 from botframework.turn import Reply, ReplySink, Turn
 
 __all__ = [
+    "PART_KEY_LENGTH",
     "ChannelAdapter",
     "ChannelHealth",
     "ChannelRuntime",
     "ChannelState",
     "EventRef",
+    "InFlightPart",
     "IngestResult",
     "IngestStatus",
     "Outbound",
+    "PartJournal",
     "ReplyClaim",
     "Route",
+    "part_key",
 ]
 
 
@@ -87,6 +93,38 @@ class EventRef:
     reply_target: Mapping[str, Any]
 
 
+PART_KEY_LENGTH = 24
+"""Characters of :meth:`Outbound.part_key`: lowercase hex, short enough for every vendor's idempotency
+field (Discord's ``nonce`` takes at most 25, Feishu's ``uuid`` 50)."""
+
+
+def part_key(*, tenant: str, channel: str, turn_id: str, index: int) -> str:
+    """The idempotency key of part ``index`` of a turn's reply (see :meth:`Outbound.part_key`)."""
+    seed = f"{tenant}\x00{channel}\x00{turn_id}\x00{index}".encode()
+    return hashlib.sha256(seed).hexdigest()[:PART_KEY_LENGTH]
+
+
+class PartJournal(Protocol):
+    """Where the core records each part of a reply around its vendor call, so a crash between the
+    vendor accepting a part and the core recording it is known after a restart (see ``in_flight``)."""
+
+    async def sending(self, index: int) -> None:
+        """Part ``index`` is about to be handed to the vendor; its outcome is unknown until :meth:`sent`."""
+
+    async def sent(self, index: int) -> None:
+        """The vendor accepted part ``index``: a retry resumes after it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class InFlightPart:
+    """A part an earlier attempt handed to the vendor without learning whether it arrived (a crash, a
+    timeout). Before sending it again the adapter may ask the vendor, or rely on the vendor's dedupe."""
+
+    index: int
+    since: datetime
+    """When that attempt began (the core's clock): what the vendor holds from before cannot be it."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Outbound:
     """A finished reply to deliver. ``events[0]`` started the turn; later ones were steered into it."""
@@ -99,10 +137,24 @@ class Outbound:
     events: Sequence[EventRef]
     resume_from: int = 0
     """Parts (chunks) an earlier attempt already delivered: skip them, so a retry never repeats text."""
+    in_flight: InFlightPart | None = None
+    """The part (index ``resume_from``) an earlier attempt may or may not have delivered."""
+    journal: PartJournal | None = None
+    """Records each part as in flight before its vendor call and as sent after (None: not recorded)."""
 
     @property
     def primary(self) -> EventRef:
         return self.events[0]
+
+    def part_key(self, index: int) -> str:
+        """The idempotency key of part ``index`` of this reply: the same on every attempt and in every
+        process, different for every other part and reply. Adapters put it where their vendor dedupes
+        (a ``uuid``, a ``nonce``, a metadata marker); it is :data:`PART_KEY_LENGTH` hex characters."""
+        return part_key(tenant=self.tenant, channel=self.channel, turn_id=self.turn_id, index=index)
+
+    def uncertain(self, index: int) -> bool:
+        """Whether part ``index`` may already have reached the vendor (an attempt died mid-send)."""
+        return self.in_flight is not None and self.in_flight.index == index
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,6 +10,10 @@ Everything else is the same for all of them and lives here, once:
 - with live updates, the first streamed text posts a placeholder which is edited, throttled, while
   the answer is produced (:mod:`botframework.live`), and becomes the first part of the final reply;
   a placeholder that cannot be finalized for good is left and the reply is sent as new messages;
+- each part is recorded as in flight before its vendor call and as sent after it (``Outbound.journal``);
+  a part found in flight after a crash is first looked for at the vendor (:meth:`ChunkedAdapter.already_delivered`),
+  and otherwise sent again with the same idempotency key (``Outbound.part_key``), which the channel puts
+  where its vendor dedupes;
 - vendor exceptions become :class:`~botframework.errors.DeliveryError` through the channel's one
   table (:data:`ChunkedAdapter.delivery_errors`), with the number of parts already delivered.
 
@@ -32,7 +36,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from botframework.channel import C, ChannelAdapter, ChannelRuntime, EventRef, IngestResult, Outbound
-from botframework.errors import DeliveryError
+from botframework.errors import DeliveryError, StorageError
 from botframework.limits import Refusal
 from botframework.live import LiveReplies, ThrottledLiveReply
 from botframework.turn import Reply, ReplyTarget, Turn
@@ -114,6 +118,13 @@ class ChunkedAdapter(ChannelAdapter[C], Generic[C, T, H]):
     async def send_part(self, target: T, text: str, *, index: int, outbound: Outbound) -> None:
         """Send one rendered part of a reply (``index`` 0 is the first)."""
         raise NotImplementedError
+
+    async def already_delivered(self, target: T, text: str, *, index: int, outbound: Outbound) -> bool:
+        """Whether part ``index`` (``outbound.in_flight``: an earlier attempt died sending it) already
+        reached the vendor. Only channels whose vendor lets the bot read what it posted can tell, by
+        the marker ``send_part`` attached (``outbound.part_key(index)``); the default, False, resends
+        it and relies on the vendor's own dedupe of that key, where there is one."""
+        return False
 
     async def post_placeholder(self, target: T, text: str) -> H | None:
         """Post the live placeholder showing ``text``; its handle, or None if the vendor gave none."""
@@ -234,14 +245,62 @@ class ChunkedAdapter(ChannelAdapter[C], Generic[C, T, H]):
                 try:
                     with map_delivery_errors(self.delivery_errors, what=f"{what}: finalizing the placeholder"):
                         await self.edit_placeholder(target, placeholder, part)
+                    await self.record_part(outbound, index, sent=True, what=what)
                     continue
                 except DeliveryError as error:
                     if error.retryable:
                         self._live.add(outbound.turn_id, live)  # the retry finalizes the same placeholder
                         raise
                     log.warning("%s; sending the reply as new messages instead", error)
+            if outbound.uncertain(index) and await self._arrived(target, part, index=index, outbound=outbound):
+                log.info("%s: found at the vendor after an interrupted attempt; not sent again", what)
+                await self.record_part(outbound, index, sent=True, what=what)
+                continue
+            await self.record_part(outbound, index, sent=False, what=what)
             with map_delivery_errors(self.delivery_errors, what=what, delivered_parts=index):
                 await self.send_part(target, part, index=index, outbound=outbound)
+            await self.record_part(outbound, index, sent=True, what=what)
+
+    async def _arrived(self, target: T, text: str, *, index: int, outbound: Outbound) -> bool:
+        """Ask the vendor about an in-flight part. A check that may work later (a rate limit, an
+        outage) fails the attempt as retryable, so nothing is sent blind; one that cannot work (a
+        missing permission) means "not known to have arrived" and the part is sent again."""
+        what = f"{self.name} reply of turn {outbound.turn_id}: checking whether part {index + 1} arrived"
+        try:
+            with map_delivery_errors(self.delivery_errors, what=what, delivered_parts=index):
+                return await self.already_delivered(target, text, index=index, outbound=outbound)
+        except DeliveryError as exc:
+            if exc.retryable:
+                raise
+            log.warning(
+                "%s: could not check whether part %d of turn %s arrived before (%s); sending it again "
+                "(the vendor's dedupe, where it has one, drops a repeat)",
+                self.name,
+                index,
+                outbound.turn_id,
+                exc,
+            )
+            return False
+
+    @staticmethod
+    async def record_part(outbound: Outbound, index: int, *, sent: bool, what: str) -> None:
+        """Record part ``index`` in flight (before its vendor call) or sent (after); an adapter that
+        overrides :meth:`deliver` calls it around each vendor call the same way. A record that
+        cannot be written stops the delivery as retryable: sending without it could repeat the part."""
+        if outbound.journal is None:
+            return
+        try:
+            if sent:
+                await outbound.journal.sent(index)
+            else:
+                await outbound.journal.sending(index)
+        except StorageError as exc:
+            state = "sent" if sent else "in flight"
+            raise DeliveryError(
+                f"{what}: could not record the part as {state}: {exc}",
+                retryable=True,
+                delivered_parts=index + 1 if sent else index,
+            ) from exc
 
     async def stop(self) -> None:
         for task in list(self._notices):

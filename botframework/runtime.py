@@ -57,6 +57,7 @@ from storage.channel_state import SqlChannelState
 from storage.conversations import append_messages, find_conversation, get_or_create_conversation
 from storage.db import Database
 from storage.deliveries import (
+    DeliveryJournal,
     DeliveryRecord,
     create_delivery,
     delivery_for_turn,
@@ -577,6 +578,8 @@ class Runtime:
             conversation_key=delivery.conversation_key,
             reply=delivery.reply,
             resume_from=delivery.progress,
+            in_flight=delivery.in_flight,
+            journal=DeliveryJournal(db=self.db, delivery_id=delivery.id),
             events=[EventRef(event_id=e.event_id, user_id=e.user_id, reply_target=e.reply_target) for e in events],
         )
         try:

@@ -1,4 +1,9 @@
-"""Outbound deliveries: the reply of a turn, recorded before it is sent and marked once sent."""
+"""Outbound deliveries: the reply of a turn, recorded before it is sent and marked once sent.
+
+A reply goes out as parts (chunks). Each part is recorded as in flight (``sending_at``) before its
+vendor call and as sent (``progress`` + 1, ``sending_at`` cleared) after it, so a process that dies
+between the two leaves a record that says which part may or may not have arrived.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from botframework.channel import InFlightPart
 from botframework.states import DeliveryStatus
 from botframework.turn import Reply
+from storage.db import Database
 from storage.tables import CONVERSATIONS, DELIVERIES, TURNS
 
-__all__ = ["DeliveryRecord", "create_delivery", "delivery_for_turn", "mark_delivery", "pending_deliveries"]
+__all__ = [
+    "DeliveryJournal",
+    "DeliveryRecord",
+    "create_delivery",
+    "delivery_for_turn",
+    "mark_delivery",
+    "mark_part_sending",
+    "mark_part_sent",
+    "pending_deliveries",
+]
 
 deliveries = DELIVERIES
 turns = TURNS
@@ -31,6 +47,19 @@ class DeliveryRecord:
     attempts: int
     reply: Reply
     progress: int = 0
+    sending_at: datetime | None = None
+    """When part ``progress`` was handed to the vendor by an attempt that never recorded the outcome."""
+
+    @property
+    def in_flight(self) -> InFlightPart | None:
+        return None if self.sending_at is None else InFlightPart(index=self.progress, since=self.sending_at)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands timestamps back naive; they were written in UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def _record(row: Any) -> DeliveryRecord:
@@ -43,6 +72,7 @@ def _record(row: Any) -> DeliveryRecord:
         status=DeliveryStatus(row.status),
         attempts=int(row.attempts),
         progress=int(row.progress or 0),
+        sending_at=_aware(row.sending_at),
         reply=Reply(
             text=row.text,
             model=row.model,
@@ -100,9 +130,53 @@ async def mark_delivery(
     values: dict[str, Any] = {"status": status, "attempts": deliveries.c.attempts + 1, "last_error": error}
     if progress is not None:
         values["progress"] = progress
+        # Progress past the part in flight says it arrived: nothing is in flight any more.
+        values["sending_at"] = case((deliveries.c.progress < progress, None), else_=deliveries.c.sending_at)
     if status is DeliveryStatus.SENT:
         values["sent_at"] = datetime.now(UTC)
+        values["sending_at"] = None
     await conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
+
+
+async def mark_part_sending(conn: AsyncConnection, delivery_id: int, index: int) -> None:
+    """Part ``index`` is about to go to the vendor. Written (and committed) before the vendor call.
+
+    A part already in flight keeps its first ``sending_at``: a vendor check after another crash must
+    look back to the earliest attempt that may have delivered it."""
+    await conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.id == delivery_id,
+            or_(deliveries.c.progress != index, deliveries.c.sending_at.is_(None)),
+        )
+        .values(progress=index, sending_at=datetime.now(UTC))
+    )
+
+
+async def mark_part_sent(conn: AsyncConnection, delivery_id: int, index: int) -> None:
+    """The vendor accepted part ``index``: a later attempt starts after it, with nothing in flight."""
+    await conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id, deliveries.c.progress <= index)
+        .values(progress=index + 1, sending_at=None)
+    )
+
+
+class DeliveryJournal:
+    """The core's :class:`~botframework.channel.PartJournal` for one delivery row: each mark is its own
+    committed transaction, so it survives the process that wrote it."""
+
+    def __init__(self, *, db: Database, delivery_id: int) -> None:
+        self._db = db
+        self._delivery_id = delivery_id
+
+    async def sending(self, index: int) -> None:
+        async with self._db.write() as conn:
+            await mark_part_sending(conn, self._delivery_id, index)
+
+    async def sent(self, index: int) -> None:
+        async with self._db.write() as conn:
+            await mark_part_sent(conn, self._delivery_id, index)
 
 
 async def pending_deliveries(

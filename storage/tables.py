@@ -185,6 +185,9 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     progress: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """Parts of the reply already delivered (a retry resumes after them)."""
+    sending_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """Set while part ``progress`` is handed to the vendor: found set after a crash, that part may
+    already have arrived (the adapter checks with the vendor or relies on its dedupe)."""
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

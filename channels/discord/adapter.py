@@ -8,7 +8,10 @@ typing indicator until their reply is delivered (or ``typing_cap_s`` passes).
 Outbound: the core's chunked delivery renders Discord Markdown and splits at 2,000 characters keeping
 code fences balanced; ``send_part`` sends the first chunk as a reply to the user's message and the
 rest after it. Mentions in the text never ping anyone (``AllowedMentions``); only the replied-to
-user may be pinged.
+user may be pinged. Each chunk carries the core's idempotency key of its part as ``nonce`` (discord.py
+then sends ``enforce_nonce``): a chunk resent after a crash within Discord's nonce window (a few
+minutes) returns the message already created instead of a second one. discord.py otherwise makes
+up a random nonce per call, which dedupes nothing.
 
 ``api_base_url``: discord.py keeps its REST base in the class attribute ``discord.http.Route.BASE``.
 Changing it would redirect every client in the process (other tenants included), so instead this
@@ -283,4 +286,5 @@ class DiscordAdapter(ChunkedAdapter[DiscordChannelConfig, DiscordTarget, None]):
             content=text,
             reference=reference if first else None,  # type: ignore[arg-type]
             allowed_mentions=REPLY_MENTIONS if first else FOLLOW_UP_MENTIONS,
+            nonce=outbound.part_key(index),  # discord.py adds enforce_nonce; without it, a random nonce
         )

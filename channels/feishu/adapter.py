@@ -20,9 +20,10 @@ resources/{image_key}?type=image``) with the tenant access token, only when the 
 Outbound: the core's chunked delivery (:class:`botframework.chunked.ChunkedAdapter`) cuts the reply
 into interactive cards (:mod:`.render`); ``send_part`` replies to the user's message with ``areply``
 (in its thread when it had one; ``acreate`` in the chat when there is no message to answer or it was
-recalled). Every card carries a ``uuid`` derived from the turn id and part index, so a retried
-delivery is deduplicated by Feishu as well. The tenant access token is fetched by the SDK, but
-synchronously (``requests``), so it is warmed in a thread before each delivery.
+recalled). Every card carries the core's idempotency key of its part as ``uuid``, so a part resent
+after a crash or a timeout within the hour is dropped by Feishu: exactly once. The tenant access
+token is fetched by the SDK, but synchronously (``requests``), so it is warmed in a thread before
+each delivery.
 
 With ``live_updates`` the core answers the user's message with a placeholder card on the first
 streamed delta and edits it (``PATCH`` message) at most every ``update_interval_s``; it becomes the
@@ -32,7 +33,6 @@ first card of the reply. Cards are shared (``update_multi``, see :mod:`.render`)
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import re
@@ -58,7 +58,7 @@ from lark_oapi.core.exception import ObtainAccessTokenException
 from lark_oapi.core.model import BaseRequest
 from lark_oapi.core.token import TokenManager
 
-from botframework.channel import ChannelRuntime, Outbound, Route
+from botframework.channel import ChannelRuntime, Outbound, Route, part_key
 from botframework.chunked import ChunkedAdapter, VendorError
 from botframework.errors import DeliveryError, MediaError, PayloadError, SignatureError
 from botframework.inputs import load_json_object
@@ -91,9 +91,9 @@ _IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jp
 
 
 def delivery_uuid(tenant: str, turn_id: str, index: int) -> str:
-    """The ``uuid`` of chunk ``index`` of a turn's reply: stable across retries, at most 50 chars."""
-    digest = hashlib.sha256(f"{tenant}\x00{turn_id}".encode()).hexdigest()[:40]
-    return f"{digest}-{index}"
+    """The ``uuid`` of chunk ``index`` of a turn's reply: the core's key of that part (the same on every
+    attempt and process, well under Feishu's 50 characters); Feishu drops a repeat for an hour."""
+    return part_key(tenant=tenant, channel=CHANNEL, turn_id=turn_id, index=index)
 
 
 class _ApiError(Exception):
@@ -466,8 +466,7 @@ class FeishuAdapter(ChunkedAdapter[FeishuChannelConfig, FeishuTarget, str]):
         await super().deliver(outbound)
 
     async def send_part(self, target: FeishuTarget, text: str, *, index: int, outbound: Outbound) -> None:
-        uuid = delivery_uuid(self.tenant, outbound.turn_id, index)
-        await self._api(self._send(target, text, uuid=uuid))
+        await self._api(self._send(target, text, uuid=outbound.part_key(index)))
 
     async def post_placeholder(self, target: FeishuTarget, text: str) -> str | None:
         await self._warm_token()

@@ -10,7 +10,12 @@ fails, bolt answers 500 and Slack retries later with the same ``event_id``.
 Outbound: the core's chunked delivery (:class:`botframework.chunked.ChunkedAdapter`) renders
 mrkdwn, chunks it, and calls ``send_part`` for each chunk, in the thread. With ``live_updates`` the
 core posts a placeholder on the first streamed delta and edits it with ``chat.update`` at most every
-``update_interval_s``; it then becomes the first chunk.
+``update_interval_s``; it then becomes the first chunk. Every chunk carries message metadata with its
+idempotency key (:func:`part_metadata`); after a crash mid-send, the chunk the core recorded as in
+flight is looked up in the thread (``conversations.replies``, or ``conversations.history`` in a DM)
+and sent again only if it is not there. That needs the history scopes (``channels:history``,
+``groups:history``, ``im:history``, ``mpim:history``); without them the chunk is resent (at most one
+duplicate).
 
 bolt never calls ``auth.test`` on its own here: ``authorize`` is ours and answers from what
 ``start()`` learned (or from the envelope's ``authorizations``), so a slow Slack API cannot delay an
@@ -48,7 +53,7 @@ from channels.slack.config import SlackChannelConfig
 from channels.slack.events import CHANNEL, SlackTarget, bot_user_from, parse_event
 from channels.slack.render import LIMIT, to_slack
 
-__all__ = ["SlackAdapter"]
+__all__ = ["MARKER_EVENT_TYPE", "SlackAdapter", "carries_marker", "part_metadata"]
 
 log = logging.getLogger(__name__)
 quiet_loggers("slack_bolt")
@@ -57,13 +62,39 @@ _RETRYABLE_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 _SLACK_FILES_HOST = "files.slack.com"
+MARKER_EVENT_TYPE = "botframework_reply_part"
+"""The ``metadata.event_type`` of every reply part the bot posts; its payload carries the part's key."""
+MARKER_LOOKBACK_S = 300.0
+"""How far before the interrupted attempt the marker check reads (clock skew between us and Slack)."""
+MARKER_PAGES = 5
+"""Pages of 200 messages read at most; a part is looked for minutes after its attempt, not days."""
+
+
+def part_metadata(key: str) -> dict[str, Any]:
+    """Slack message metadata marking one reply part (``chat.postMessage``'s ``metadata``)."""
+    return {"event_type": MARKER_EVENT_TYPE, "event_payload": {"key": key}}
+
+
+def carries_marker(message: Any, key: str) -> bool:
+    """Whether a message read back from Slack is the reply part with ``key``."""
+    if not isinstance(message, dict):
+        return False
+    metadata = message.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("event_type") != MARKER_EVENT_TYPE:
+        return False
+    payload = metadata.get("event_payload")
+    return isinstance(payload, dict) and payload.get("key") == key
 _MEDIA_TIMEOUT_S = 30.0
 _IDENTIFY_TIMEOUT_S = 10.0
 
 
 def _api_error(exc: SlackApiError) -> tuple[str, int]:
-    error = str(exc.response.get("error", "")) if exc.response is not None else ""
-    return error, exc.response.status_code if exc.response is not None else 0
+    """Slack's error code and the HTTP status; a body that is not JSON (a proxy's error page) has no code."""
+    if exc.response is None:
+        return "", 0
+    data = exc.response.data
+    error = str(data.get("error", "")) if isinstance(data, dict) else ""
+    return error, exc.response.status_code
 
 
 def _api_retryable(exc: SlackApiError) -> bool:
@@ -263,8 +294,41 @@ class SlackAdapter(ChunkedAdapter[SlackChannelConfig, SlackTarget, str]):
 
     async def send_part(self, target: SlackTarget, text: str, *, index: int, outbound: Outbound) -> None:
         await self.client.chat_postMessage(
-            channel=target.channel, thread_ts=target.thread_ts, text=text, link_names=False
+            channel=target.channel,
+            thread_ts=target.thread_ts,
+            text=text,
+            link_names=False,
+            metadata=part_metadata(outbound.part_key(index)),
         )
+
+    async def already_delivered(self, target: SlackTarget, text: str, *, index: int, outbound: Outbound) -> bool:
+        """Read the thread (or the DM) back from shortly before the interrupted attempt and look for
+        the part's metadata marker. Slack has no idempotency key on ``chat.postMessage``; this check is
+        what makes a resend after a crash exactly once."""
+        assert outbound.in_flight is not None
+        key = outbound.part_key(index)
+        oldest = f"{outbound.in_flight.since.timestamp() - MARKER_LOOKBACK_S:.6f}"
+        cursor: str | None = None
+        for _ in range(MARKER_PAGES):
+            if target.thread_ts:
+                page = await self.client.conversations_replies(
+                    channel=target.channel,
+                    ts=target.thread_ts,
+                    oldest=oldest,
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+            else:
+                page = await self.client.conversations_history(
+                    channel=target.channel, oldest=oldest, include_all_metadata=True, limit=200, cursor=cursor
+                )
+            if any(carries_marker(message, key) for message in page.get("messages") or ()):
+                return True
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not page.get("has_more") or cursor is None:
+                return False
+        return False
 
     async def post_placeholder(self, target: SlackTarget, text: str) -> str | None:
         response = await self.client.chat_postMessage(

@@ -138,5 +138,6 @@ class WeChatAdapter(CallbackAdapter[WeChatChannelConfig]):
             )
         return web.Response(text=reply, content_type="application/xml")
 
-    async def send(self, touser: str, content: str) -> None:
+    async def send(self, touser: str, content: str, *, resend_after_s: float | None = None) -> None:
+        """The customer-service API has no dedupe: a resend after a crash mid-send may repeat a part."""
         await self.api.send_text(touser, content)

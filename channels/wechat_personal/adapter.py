@@ -374,7 +374,7 @@ class WeChatPersonalAdapter(ChunkedAdapter[WeChatPersonalChannelConfig, ILinkTar
         context = self._latest_context.get(user) or next((str(c) for c in reversed(latest) if c), "")
         context = context or target.context_token
         await self._session_api(session).send_text(
-            to_user=user, context_token=context, text=text, client_id=f"bf-{outbound.turn_id}-{index}"
+            to_user=user, context_token=context, text=text, client_id=f"bf-{outbound.part_key(index)}"
         )
         if window is not None:
             window.sent += 1

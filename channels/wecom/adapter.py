@@ -5,7 +5,9 @@ ciphertext, then AES decryption and the receiveid = corp id check); any failure 
 no side effect. GET is URL verification: the decrypted ``echostr`` is returned bare. POST carries an
 encrypted message: it becomes a Turn (:mod:`.events`), ``runtime.ingest`` stores and dedupes it, and
 only then an empty 200 acknowledges it (WeCom retries after 5 s). The reply is never passive: it
-goes later through ``message/send`` (:mod:`.api`), so a callback is never answered twice.
+goes later through ``message/send`` (:mod:`.api`), so a callback is never answered twice. A part the
+core found in flight after a crash is resent with WeCom's duplicate check on, over a window reaching
+back to the interrupted attempt (:meth:`WeComAdapter.send`).
 
 Query strings are read raw: aiohttp decodes a literal ``+`` (frequent in base64 ``echostr``) as a
 space, which breaks both the signature and the decryption.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import ClassVar
 from urllib.parse import unquote
 
@@ -34,7 +37,24 @@ from channels.wecom.crypto import MsgCrypt
 from channels.wecom.events import CHANNEL, UserTarget, parse_message, parse_xml
 from channels.wecom.render import LIMIT, to_wecom_markdown
 
-__all__ = ["CallbackAdapter", "WeComAdapter", "raw_query"]
+__all__ = [
+    "DUPLICATE_CHECK_MARGIN_S",
+    "DUPLICATE_CHECK_MAX_S",
+    "CallbackAdapter",
+    "WeComAdapter",
+    "duplicate_check_window",
+    "raw_query",
+]
+
+DUPLICATE_CHECK_MARGIN_S = 60
+"""Seconds added to the age of the interrupted attempt (clock skew, the attempt's own duration)."""
+DUPLICATE_CHECK_MAX_S = 4 * 3600
+"""WeCom's largest ``duplicate_check_interval``."""
+
+
+def duplicate_check_window(resend_after_s: float) -> int:
+    """The ``duplicate_check_interval`` that covers an attempt ``resend_after_s`` seconds ago."""
+    return min(DUPLICATE_CHECK_MAX_S, int(resend_after_s) + DUPLICATE_CHECK_MARGIN_S)
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +127,15 @@ class CallbackAdapter(ChunkedAdapter[C, UserTarget, None]):
         """The Turn a message asks for, or None."""
 
     @abstractmethod
-    async def send(self, touser: str, content: str) -> None:
-        """Send one message; raises ApiError."""
+    async def send(self, touser: str, content: str, *, resend_after_s: float | None = None) -> None:
+        """Send one message; raises ApiError. ``resend_after_s``: this exact message may already have
+        been sent that many seconds ago by an attempt that died (the vendor may dedupe it)."""
 
     async def send_part(self, target: UserTarget, text: str, *, index: int, outbound: Outbound) -> None:
-        await self.send(target.touser, text)
+        resend_after_s = None
+        if outbound.in_flight is not None and outbound.uncertain(index):
+            resend_after_s = max(0.0, (datetime.now(UTC) - outbound.in_flight.since).total_seconds())
+        await self.send(target.touser, text, resend_after_s=resend_after_s)
 
     def _reject(self, request: web.Request, exc: SignatureError) -> web.Response:
         log.warning("%s tenant %s: rejected %s callback: %s", self.name, self.tenant, request.method, exc)
@@ -207,5 +231,14 @@ class WeComAdapter(CallbackAdapter[WeComChannelConfig]):
     def render(self, markdown: str) -> str:
         return to_plain(markdown) if self.settings.message_format == "text" else to_wecom_markdown(markdown)
 
-    async def send(self, touser: str, content: str) -> None:
-        await self.api.send_message(touser, content, msgtype=self.settings.message_format)
+    async def send(self, touser: str, content: str, *, resend_after_s: float | None = None) -> None:
+        """A part resent after an interrupted attempt asks WeCom's duplicate check to drop it if that
+        attempt delivered it: WeCom has no idempotency key, it compares the content sent to the user
+        within ``duplicate_check_interval``, so the window reaches just past that attempt. First sends
+        go without the check: a reply that happens to repeat an earlier one ("OK") must not be dropped."""
+        await self.api.send_message(
+            touser,
+            content,
+            msgtype=self.settings.message_format,
+            duplicate_check_s=None if resend_after_s is None else duplicate_check_window(resend_after_s),
+        )

@@ -204,10 +204,21 @@ class WeComApi(TokenApi):
     def token_params(self) -> dict[str, str]:
         return {"corpid": self._corp_id, "corpsecret": self._secret}
 
-    async def send_message(self, touser: str, content: str, *, msgtype: str = "markdown") -> None:
+    async def send_message(
+        self, touser: str, content: str, *, msgtype: str = "markdown", duplicate_check_s: int | None = None
+    ) -> None:
         """One app message (``markdown`` or ``text``) to one user; a user WeCom reports invalid is a
-        permanent failure."""
-        payload = {"touser": touser, "msgtype": msgtype, "agentid": self.agent_id, msgtype: {"content": content}}
+        permanent failure. With ``duplicate_check_s``, WeCom drops the message if the same content went
+        to the same user within that many seconds (``enable_duplicate_check``)."""
+        payload: dict[str, Any] = {
+            "touser": touser,
+            "msgtype": msgtype,
+            "agentid": self.agent_id,
+            msgtype: {"content": content},
+        }
+        if duplicate_check_s is not None:
+            payload["enable_duplicate_check"] = 1
+            payload["duplicate_check_interval"] = duplicate_check_s
         body = await self.post("/cgi-bin/message/send", payload, what="message/send")
         for key in ("invaliduser", "unlicenseduser"):
             if body.get(key):

@@ -222,11 +222,13 @@ class WeComBotAdapter(ChunkedAdapter[WeComBotChannelConfig, BotTarget, None]):
             if index < outbound.resume_from:
                 continue
             what = f"{self.label} reply of turn {outbound.turn_id} to {target.chat_id} (part {index + 1}/{len(parts)})"
+            await self.record_part(outbound, index, sent=False, what=what)
             with map_delivery_errors(self.delivery_errors, what=what, delivered_parts=index):
                 if index == 0:
                     await self._finish(target, outbound, part, started=started, gone=gone)
                 else:
                     await self.send_part(target, part, index=index, outbound=outbound)
+            await self.record_part(outbound, index, sent=True, what=what)
 
     async def _finish(self, target: BotTarget, outbound: Outbound, text: str, *, started: bool, gone: bool) -> None:
         """The finishing stream frame with the answer's first part; a new message when the stream is gone."""

@@ -2,7 +2,9 @@
 
 REST (below ``fake.api_base``, i.e. ``/api/v10``): ``GET /users/@me``, ``GET /oauth2/applications/@me``,
 ``GET /gateway`` and ``/gateway/bot``, ``GET /channels/{id}`` (from ``fake.channels``),
-``POST /channels/{id}/messages`` (rejects content over 2,000 characters with Discord's 400/50035) and
+``POST /channels/{id}/messages`` (rejects content over 2,000 characters or a nonce over 25 with Discord's
+400/50035; with ``enforce_nonce``, a nonce seen before in the channel returns that message and creates
+none, kept in ``fake.created``) and
 ``POST /channels/{id}/typing``. Every request is recorded in ``fake.requests``; ``fail()`` makes the
 next matching requests fail with a status and Discord's JSON error body.
 
@@ -46,6 +48,7 @@ BOT_USER: dict[str, Any] = {
     "mfa_enabled": True,
 }
 MAX_CONTENT = 2000
+MAX_NONCE = 25
 
 # op codes
 DISPATCH, HEARTBEAT, IDENTIFY, RESUME, HELLO, HEARTBEAT_ACK = 0, 1, 2, 6, 10, 11
@@ -128,6 +131,9 @@ class FakeDiscord:
     """Run with ``async with FakeDiscord() as discord_api:``; pass ``api_base`` as ``api_base_url``."""
 
     requests: list[DiscordRequest] = field(default_factory=list)
+    created: list[dict[str, Any]] = field(default_factory=list)
+    """Messages actually created (a deduplicated nonce creates none)."""
+    by_nonce: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     connections: list[GatewayConnection] = field(default_factory=list)
     identifies: list[dict[str, Any]] = field(default_factory=list)
@@ -318,7 +324,23 @@ class FakeDiscord:
                     },
                     status=400,
                 )
-            return _json(self._message(parts[1], payload or {}))
+            nonce = str((payload or {}).get("nonce") or "")
+            if len(nonce) > MAX_NONCE:
+                return _json(
+                    {
+                        "message": "Invalid Form Body",
+                        "code": 50035,
+                        "errors": {"nonce": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH"}]}},
+                    },
+                    status=400,
+                )
+            if nonce and (payload or {}).get("enforce_nonce") and (parts[1], nonce) in self.by_nonce:
+                return _json(self.by_nonce[(parts[1], nonce)])  # Discord's dedupe: the first message again
+            message = self._message(parts[1], payload or {})
+            self.created.append(message)
+            if nonce:
+                self.by_nonce[(parts[1], nonce)] = message
+            return _json(message)
         return _json({"message": "404: Not Found", "code": 0}, status=404)
 
     def _message(self, channel_id: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -2,11 +2,17 @@
 
 Point slack_sdk at ``fake.base_url`` (``api_base_url`` in the channel config). It answers
 ``auth.test``, ``chat.postMessage``, ``chat.update`` and ``apps.connections.open``; any other method
-answers ``{"ok": true}``. ``fail(method, error)`` makes the next call(s) of a method fail the way
-Slack does (``ratelimited`` as HTTP 429 with Retry-After, other errors as HTTP 200 ``ok: false``).
+answers ``{"ok": true}``. Posted messages are kept, with their ``metadata``, and served back by
+``conversations.history`` / ``conversations.replies`` (newer than ``oldest``, by the fake's clock;
+metadata only with ``include_all_metadata``), as Slack does. ``fail(method, error)`` makes the next
+call(s) of a method fail the way Slack does (``ratelimited`` as HTTP 429 with Retry-After, other
+errors as HTTP 200 ``ok: false``).
 
 Socket Mode: ``apps.connections.open`` hands out ``ws://.../socket``; the fake says ``hello`` there,
 ``send_socket_event`` pushes an ``events_api`` envelope and ``socket_acks`` records the client's acks.
+
+``hold(method, after=n)`` posts the (n+1)-th message but never answers that call: a process killed
+then has sent a message it never learned about.
 
 ``signed_headers`` computes a real ``v0=`` signature (HMAC-SHA256 over ``v0:{ts}:{body}``).
 """
@@ -67,6 +73,7 @@ class _Failure:
     times: int
     retry_after: int
     after: int = 0
+    html: bool = False
 
 
 @dataclass
@@ -87,6 +94,12 @@ class FakeSlack:
     file_requests: list[SlackCall] = field(default_factory=list)
     file_token: str = ""
     """The bearer token file downloads need (empty: any)."""
+    stored: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    """Every message posted, with the time it arrived: what history and replies serve."""
+    _held: dict[str, int] = field(default_factory=dict)
+    holding: asyncio.Event = field(default_factory=asyncio.Event)
+    _closing: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once a held call has been stored and is waiting (see :meth:`hold`)."""
 
     @property
     def base_url(self) -> str:
@@ -100,12 +113,14 @@ class FakeSlack:
     async def __aenter__(self) -> FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
         app.router.add_get("/files-pri/{name}", self._file)
         self._runner, self._port = await serve_local(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._closing.set()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
@@ -122,13 +137,20 @@ class FakeSlack:
         status: int | None = None,
         retry_after: int = 1,
         after: int = 0,
+        html: bool = False,
     ) -> None:
-        """Make ``times`` calls of ``method`` fail with Slack error ``error``, after ``after`` succeed."""
+        """Make ``times`` calls of ``method`` fail with Slack error ``error``, after ``after`` succeed
+        (``html``: with a proxy's HTML error page instead of Slack's JSON)."""
         if status is None:
             status = 429 if error == "ratelimited" else 200
         self._failures[method] = _Failure(
-            error=error, status=status, times=times, retry_after=retry_after, after=after
+            error=error, status=status, times=times, retry_after=retry_after, after=after, html=html
         )
+
+    def hold(self, method: str, *, after: int = 0) -> None:
+        """Let ``after`` calls of ``method`` through; the next one takes effect (a message is posted)
+        but its answer never comes: the caller cannot know it worked (kill it then)."""
+        self._held[method] = after
 
     def calls_to(self, method: str) -> list[SlackCall]:
         return [c for c in self.calls if c.method == method]
@@ -195,6 +217,9 @@ class FakeSlack:
         elif failure is not None and failure.times > 0:
             failure.times -= 1
             headers = {"Retry-After": str(failure.retry_after)} if failure.status == 429 else {}
+            if failure.html:
+                page = f"<html><body>{failure.status} {failure.error}</body></html>"
+                return web.Response(status=failure.status, text=page, content_type="text/html", headers=headers)
             return web.json_response(
                 {"ok": False, "error": failure.error}, status=failure.status, headers=headers
             )
@@ -217,6 +242,20 @@ class FakeSlack:
             message = {"type": "message", "text": params.get("text", ""), "user": BOT_USER_ID, "ts": ts}
             if params.get("thread_ts"):
                 message["thread_ts"] = params["thread_ts"]
+            stored = {**message, "channel": params.get("channel")}
+            metadata = params.get("metadata")
+            if isinstance(metadata, str) and metadata:
+                metadata = json.loads(metadata)
+            if isinstance(metadata, dict):
+                stored["metadata"] = metadata
+            self.stored.append((time.time(), stored))
+            if self._held.get(method) == 0:
+                del self._held[method]
+                self.holding.set()
+                await self._closing.wait()
+                raise web.HTTPServiceUnavailable()
+            if method in self._held:
+                self._held[method] -= 1
             return web.json_response(
                 {"ok": True, "channel": params.get("channel"), "ts": ts, "message": message}
             )
@@ -229,9 +268,27 @@ class FakeSlack:
                     "text": params.get("text"),
                 }
             )
+        if method in ("conversations.history", "conversations.replies"):
+            return web.json_response(self._read_back(method, params))
         if method == "apps.connections.open":
             return web.json_response({"ok": True, "url": f"ws://127.0.0.1:{self._port}/socket"})
         return web.json_response({"ok": True})
+
+    def _read_back(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A channel's messages (history) or a thread's (replies), newest first, one page."""
+        oldest = float(params.get("oldest") or 0)
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = []
+        for arrived, message in reversed(self.stored):
+            if message["channel"] != params.get("channel") or arrived < oldest:
+                continue
+            if method == "conversations.replies" and message.get("thread_ts") != params.get("ts"):
+                continue
+            shown = {k: v for k, v in message.items() if k != "channel"}
+            if not with_metadata:
+                shown.pop("metadata", None)
+            found.append(shown)
+        return {"ok": True, "messages": found, "has_more": False, "response_metadata": {"next_cursor": ""}}
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()

@@ -3,7 +3,9 @@
 Point the channel's ``api_base_url`` at ``fake.base_url``. Every call is recorded (query, parsed
 JSON body and the raw bytes). Tokens are ``TOKEN-1``, ``TOKEN-2``...; ``expire_tokens()`` makes every
 issued token answer the "expired" errcode; ``fail_send(errcode)`` / ``fail_token(errcode)`` make the
-next call(s) fail the way the vendor does (HTTP 200 with an errcode). :class:`FakeTencentApi` is
+next call(s) fail the way the vendor does (HTTP 200 with an errcode). WeCom's duplicate check is
+honoured: a send with ``enable_duplicate_check`` whose content already went to that user within
+``duplicate_check_interval`` answers ok, sends nothing, and lands in ``deduplicated``. :class:`FakeTencentApi` is
 shared with the WeChat fake (``tests/fakes/wechat_api.py``).
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -52,6 +55,9 @@ class FakeTencentApi:
     calls: list[ApiCall] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
     """Bodies of the sends the fake accepted, in order."""
+    sent_times: list[float] = field(default_factory=list)
+    deduplicated: list[dict[str, Any]] = field(default_factory=list)
+    """Sends answered ok but dropped as repeats (WeCom's ``enable_duplicate_check``)."""
     valid_tokens: set[str] = field(default_factory=set)
     _tokens: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _send_failures: list[_Failure] = field(default_factory=list)
@@ -138,8 +144,16 @@ class FakeTencentApi:
         failure = self._take(self._send_failures)
         if failure is not None:
             return web.json_response({"errcode": failure.errcode, "errmsg": failure.errmsg})
+        if self.duplicate(body):
+            self.deduplicated.append(body)
+            return web.json_response(self.send_response(body))
         self.sent.append(body)
+        self.sent_times.append(time.time())
         return web.json_response(self.send_response(body))
+
+    def duplicate(self, body: dict[str, Any]) -> bool:
+        """Whether the vendor would drop this send as a repeat (it then answers ok and sends nothing)."""
+        return False
 
     def send_response(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"errcode": 0, "errmsg": "ok"}
@@ -154,6 +168,22 @@ class FakeWeCom(FakeTencentApi):
 
     def send_response(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": f"msg-{len(self.sent)}"}
+
+    def duplicate(self, body: dict[str, Any]) -> bool:
+        """``enable_duplicate_check``: the same content to the same user within the interval (default
+        1,800 s) was sent already."""
+        if body.get("enable_duplicate_check") != 1:
+            return False
+        window = float(body.get("duplicate_check_interval", 1800))
+        msgtype = body.get("msgtype", "")
+        now = time.time()
+        return any(
+            now - at <= window
+            and earlier.get("touser") == body.get("touser")
+            and earlier.get("msgtype") == msgtype
+            and earlier.get(msgtype) == body.get(msgtype)
+            for at, earlier in zip(self.sent_times, self.sent, strict=True)
+        )
 
 
 def encrypted_callback(
