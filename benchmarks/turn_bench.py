@@ -82,8 +82,8 @@ def serve() -> None:  # pragma: no cover - runs in the child process
             FakeOpenAIServer(default=lambda _: answer, validate=False) as oai,
             FakeAnthropicServer(default=lambda _: answer, validate=False) as ant,
         ):
-            oai.requests = _Forgetful()  # type: ignore[assignment]
-            ant.requests = _Forgetful()  # type: ignore[assignment]
+            oai.requests = _Forgetful()
+            ant.requests = _Forgetful()
             print(json.dumps({"openai": oai.base_url, "anthropic": ant.base_url}), flush=True)
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
