@@ -225,17 +225,24 @@ class InvocationService:
         origin: Origin,
         sink: ReplySink | None = None,
         steer: Steering | None = None,
+        fresh: bool = False,
     ) -> Reply:
         """Answer the turn whose messages are already stored. Never raises for model or tool failures;
         cancellation (``asyncio.CancelledError``) and StorageError (the database failed: run the turn
         again later) propagate, keeping what was persisted. Model calls share one deadline,
-        ``agent.turn_timeout_s`` from now."""
+        ``agent.turn_timeout_s`` from now.
+
+        ``fresh``: the turn never ran before, so it has stored only user messages and there is no
+        earlier work of it (answers, tool results) to read back and resume from.
+        """
         agent = self.agents[tenant]
         router = self.limits.gate(self.router, tenant) if self.limits is not None else self.router
         ctx = ToolContext(tenant=tenant, conversation_id=conversation_id, turn_id=turn_id, origin=origin.label)
         ctx = replace(ctx, model_calls=self.model_calls.for_agent(ctx, agent.agent))
-        async with self.db.read() as conn:
-            so_far = await turn_messages(conn, turn_id=turn_id)
+        so_far: list[Message] = []
+        if not fresh:
+            async with self.db.read() as conn:
+                so_far = await turn_messages(conn, turn_id=turn_id)
         stream = _ReplyStream(
             sink or NullSink(),
             committed=_SEP.join(m.text for m in so_far if m.role == "assistant" and m.text),

@@ -11,6 +11,7 @@ every accepted message is answered once.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -65,12 +66,13 @@ from storage.turns import (
     create_turn,
     events_of_turn,
     find_event,
+    ingest_lookup,
     insert_event,
     merge_turns,
     open_turns,
     recent_transcript,
     set_turn_status,
-    turn_record,
+    start_turn,
 )
 
 __all__ = ["Runtime"]
@@ -78,6 +80,13 @@ __all__ = ["Runtime"]
 log = logging.getLogger("botframework.runtime")
 
 DELIVERY_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 16.0)
+
+
+def _event_ref(turn: Turn) -> EventRef:
+    """The event as ``events_of_turn`` reads it back (the reply target as stored: through JSON)."""
+    return EventRef(
+        event_id=turn.event_id, user_id=turn.user_id, reply_target=json.loads(json.dumps(dict(turn.reply_target)))
+    )
 
 
 class _LateSink:
@@ -177,6 +186,9 @@ class Runtime:
                     cls = CHANNELS.load(channel)
                     self.adapters[(tenant_name, channel)] = cls(tenant=tenant_name, config=channel_cfg, runtime=self)
         self._sinks: dict[str, ReplySink] = {}
+        self._events: dict[str, list[EventRef]] = {}
+        """The events a turn answers, kept from ``ingest`` so the delivery need not read them back;
+        absent (read from the database) after a restart, in another process, or once turns merged."""
         self._waiters: dict[str, list[asyncio.Future[Reply]]] = defaultdict(list)
         self._background: set[asyncio.Task[Any]] = set()
         self.held = HeldReplies(db=self.db, waiters=self._waiters, metrics=self.metrics)
@@ -245,9 +257,15 @@ class Runtime:
         count = await self.budget.acount_message(self.config.models[agent.model], message)
         try:
             async with self.db.write() as conn:
-                found = await find_event(conn, tenant=turn.tenant, channel=turn.channel, event_id=turn.event_id)
+                found, known = await ingest_lookup(
+                    conn,
+                    tenant=turn.tenant,
+                    channel=turn.channel,
+                    event_id=turn.event_id,
+                    key=turn.conversation_key,
+                )
                 if found is None:
-                    conversation_id = await get_or_create_conversation(
+                    conversation_id = known or await get_or_create_conversation(
                         conn, tenant=turn.tenant, channel=turn.channel, key=turn.conversation_key
                     )
                     turn_id = str(uuid.uuid4())
@@ -284,6 +302,7 @@ class Runtime:
             self.metrics.inbound.labels(turn.tenant, turn.channel, "duplicate").inc()
             return IngestResult(status=IngestStatus.DUPLICATE, turn_id=found[0], conversation_id=found[1])
         self.metrics.inbound.labels(turn.tenant, turn.channel, "accepted").inc()
+        self._events[turn_id] = [_event_ref(turn)]
         self.scheduler.submit(conversation_id, turn_id)
         return IngestResult(status=IngestStatus.ACCEPTED, turn_id=turn_id, conversation_id=conversation_id)
 
@@ -417,7 +436,9 @@ class Runtime:
             return 0
         async with self.db.write() as conn:
             await merge_turns(conn, into=turn_id, merged=waiting)
+        self._events.pop(turn_id, None)  # the database knows the merged events' arrival order
         for merged in waiting:
+            self._events.pop(merged, None)
             self._waiters[turn_id].extend(self._waiters.pop(merged, []))
             self._sinks.pop(merged, None)
         return len(waiting)
@@ -434,6 +455,7 @@ class Runtime:
                 return
             except StorageError as exc:
                 if delay is None:
+                    self._events.pop(turn_id, None)
                     log.error(
                         "turn %s stays open after repeated storage failures (%s); it resumes at the next start",
                         turn_id,
@@ -444,12 +466,15 @@ class Runtime:
                 await asyncio.sleep(delay)
 
     async def _process_once(self, conversation_id: int, turn_id: str) -> None:
-        async with self.db.read() as conn:
-            record = await turn_record(conn, turn_id)
-            delivery = await delivery_for_turn(conn, turn_id) if record is not None else None
+        async with self.db.write() as conn:
+            record = await start_turn(conn, turn_id)
         if record is None or not record.status.is_open:
-            if delivery is not None and delivery.status is DeliveryStatus.PENDING:
-                await self._deliver(delivery)
+            self._events.pop(turn_id, None)
+            if record is not None:
+                async with self.db.read() as conn:
+                    delivery = await delivery_for_turn(conn, turn_id)
+                if delivery is not None and delivery.status is DeliveryStatus.PENDING:
+                    await self._deliver(delivery)
             return
         started = time.perf_counter()
         origin = Origin.from_label(record.origin)
@@ -457,8 +482,6 @@ class Runtime:
         try:
             if self.scheduler.cancelled_by_user(turn_id):
                 raise asyncio.CancelledError
-            async with self.db.write() as conn:
-                await set_turn_status(conn, turn_id, TurnStatus.RUNNING)
             reply = await self.invocation.run_turn(
                 tenant=record.tenant,
                 conversation_id=conversation_id,
@@ -466,6 +489,7 @@ class Runtime:
                 origin=origin,
                 sink=_LateSink(self._sinks, turn_id),
                 steer=lambda: self._steer(conversation_id, turn_id),
+                fresh=record.status is TurnStatus.QUEUED,
             )
         except asyncio.CancelledError:
             task = asyncio.current_task()
@@ -498,6 +522,7 @@ class Runtime:
         )
 
     async def _deliver(self, delivery: DeliveryRecord, *, retry: bool = True) -> None:
+        known = self._events.pop(delivery.turn_id, None)
         for future in self._waiters.pop(delivery.turn_id, []):
             if not future.done():
                 future.set_result(delivery.reply)
@@ -508,8 +533,10 @@ class Runtime:
             return
         if adapter.holds_replies:
             return  # stays pending until the adapter hands it out itself (botframework.held_replies)
-        async with self.db.read() as conn:
-            events = await events_of_turn(conn, delivery.turn_id)
+        if known is None:
+            async with self.db.read() as conn:
+                stored = await events_of_turn(conn, delivery.turn_id)
+            known = [EventRef(event_id=e.event_id, user_id=e.user_id, reply_target=e.reply_target) for e in stored]
         outbound = Outbound(
             tenant=delivery.tenant,
             channel=delivery.channel,
@@ -517,7 +544,7 @@ class Runtime:
             conversation_key=delivery.conversation_key,
             reply=delivery.reply,
             resume_from=delivery.progress,
-            events=[EventRef(event_id=e.event_id, user_id=e.user_id, reply_target=e.reply_target) for e in events],
+            events=known,
         )
         try:
             await adapter.deliver(outbound)

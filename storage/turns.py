@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import String, cast, literal_column, null, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botframework.inputs import clean_text
@@ -21,11 +21,13 @@ __all__ = [
     "create_turn",
     "events_of_turn",
     "find_event",
+    "ingest_lookup",
     "insert_event",
     "merge_turns",
     "open_turns",
     "recent_transcript",
     "set_turn_status",
+    "start_turn",
     "turn_record",
 ]
 
@@ -105,6 +107,18 @@ async def turn_record(conn: AsyncConnection, turn_id: str) -> TurnRecord | None:
     return _turn(row) if row is not None else None
 
 
+async def start_turn(conn: AsyncConnection, turn_id: str) -> TurnRecord | None:
+    """The turn as stored, marked running if it is open (call in a write transaction).
+
+    The record keeps the status read *before* the update: ``QUEUED`` means the turn never ran, so
+    its only stored messages are the user's.
+    """
+    record = await turn_record(conn, turn_id)
+    if record is not None and record.status.is_open:
+        await conn.execute(update(turns).where(turns.c.id == turn_id).values(status=TurnStatus.RUNNING))
+    return record
+
+
 async def set_turn_status(conn: AsyncConnection, turn_id: str, status: TurnStatus) -> None:
     finished = None if status.is_open else _now()
     await conn.execute(update(turns).where(turns.c.id == turn_id).values(status=status, finished_at=finished))
@@ -126,6 +140,26 @@ async def find_event(conn: AsyncConnection, *, tenant: str, channel: str, event_
         )
     ).first()
     return (row.turn_id, int(row.conversation_id)) if row is not None else None
+
+
+async def ingest_lookup(
+    conn: AsyncConnection, *, tenant: str, channel: str, event_id: str, key: str
+) -> tuple[tuple[str, int] | None, int | None]:
+    """``(find_event(...), the conversation id of key)`` in one round trip, for ingesting an event."""
+    found_event = select(
+        literal_column("'e'").label("kind"), events.c.turn_id, events.c.conversation_id.label("id")
+    ).where(events.c.tenant == tenant, events.c.channel == channel, events.c.event_id == event_id)
+    found_conversation = select(
+        literal_column("'c'").label("kind"), cast(null(), String).label("turn_id"), conversations.c.id
+    ).where(conversations.c.tenant == tenant, conversations.c.channel == channel, conversations.c.key == key)
+    event: tuple[str, int] | None = None
+    conversation_id: int | None = None
+    for row in await conn.execute(union_all(found_event, found_conversation)):
+        if row.kind == "e":
+            event = (row.turn_id, int(row.id))
+        else:
+            conversation_id = int(row.id)
+    return event, conversation_id
 
 
 async def insert_event(
