@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botframework.states import DeliveryStatus
@@ -53,6 +53,27 @@ def _record(row: Any) -> DeliveryRecord:
     )
 
 
+_INSERT = deliveries.insert().returning(deliveries.c.id)
+_MARKS: dict[tuple[bool, bool], Any] = {}
+
+
+def _mark_statement(*, progress: bool, sent: bool) -> Any:
+    """The UPDATE of :func:`mark_delivery` for this shape, built once."""
+    key = (progress, sent)
+    if key not in _MARKS:
+        values: dict[str, Any] = {
+            "status": bindparam("b_status", type_=deliveries.c.status.type),
+            "attempts": deliveries.c.attempts + 1,
+            "last_error": bindparam("b_error", type_=deliveries.c.last_error.type),
+        }
+        if progress:
+            values["progress"] = bindparam("b_progress", type_=deliveries.c.progress.type)
+        if sent:
+            values["sent_at"] = bindparam("b_sent", type_=deliveries.c.sent_at.type)
+        _MARKS[key] = update(deliveries).where(deliveries.c.id == bindparam("b_id")).values(**values)
+    return _MARKS[key]
+
+
 def _query() -> Any:
     return (
         select(deliveries, conversations.c.key)
@@ -63,9 +84,8 @@ def _query() -> Any:
 
 async def create_delivery(conn: AsyncConnection, *, turn_id: str, tenant: str, channel: str, reply: Reply) -> int:
     result = await conn.execute(
-        deliveries.insert()
-        .returning(deliveries.c.id)
-        .values(
+        _INSERT,
+        dict(
             turn_id=turn_id,
             tenant=tenant,
             channel=channel,
@@ -77,7 +97,7 @@ async def create_delivery(conn: AsyncConnection, *, turn_id: str, tenant: str, c
             output_tokens=reply.output_tokens,
             attempts=0,
             created_at=datetime.now(UTC),
-        )
+        ),
     )
     return int(result.scalar_one())
 
@@ -97,12 +117,13 @@ async def mark_delivery(
 ) -> None:
     """Record one delivery attempt: ``sent``, ``failed`` (final) or ``pending`` (will be tried again),
     and how many parts have gone out so far."""
-    values: dict[str, Any] = {"status": status, "attempts": deliveries.c.attempts + 1, "last_error": error}
+    sent = status is DeliveryStatus.SENT
+    params: dict[str, Any] = {"b_id": delivery_id, "b_status": status, "b_error": error}
     if progress is not None:
-        values["progress"] = progress
-    if status is DeliveryStatus.SENT:
-        values["sent_at"] = datetime.now(UTC)
-    await conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
+        params["b_progress"] = progress
+    if sent:
+        params["b_sent"] = datetime.now(UTC)
+    await conn.execute(_mark_statement(progress=progress is not None, sent=sent), params)
 
 
 async def pending_deliveries(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, cast, literal_column, null, select, union_all, update
+from sqlalchemy import String, bindparam, cast, literal_column, null, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botframework.inputs import clean_text
@@ -77,6 +77,33 @@ def _turn_query() -> Any:
     ).join(conversations, conversations.c.id == turns.c.conversation_id)
 
 
+_TURN_BY_ID = _turn_query().where(turns.c.id == bindparam("b_turn"))
+_INSERT_TURN = turns.insert()
+_INSERT_EVENT = events.insert()
+_MARK_RUNNING = update(turns).where(turns.c.id == bindparam("b_turn")).values(status=TurnStatus.RUNNING)
+_SET_STATUS = (
+    update(turns)
+    .where(turns.c.id == bindparam("b_turn"))
+    .values(
+        status=bindparam("b_status", type_=turns.c.status.type),
+        finished_at=bindparam("b_finished", type_=turns.c.finished_at.type),
+    )
+)
+_INGEST_LOOKUP = union_all(
+    select(literal_column("'e'").label("kind"), events.c.turn_id, events.c.conversation_id.label("id")).where(
+        events.c.tenant == bindparam("b_tenant"),
+        events.c.channel == bindparam("b_channel"),
+        events.c.event_id == bindparam("b_event"),
+    ),
+    select(literal_column("'c'").label("kind"), cast(null(), String).label("turn_id"), conversations.c.id).where(
+        conversations.c.tenant == bindparam("b_tenant"),
+        conversations.c.channel == bindparam("b_channel"),
+        conversations.c.key == bindparam("b_key"),
+    ),
+)
+"""The event (if already accepted) and the conversation (if it exists): one round trip per ingest."""
+
+
 def _turn(row: Any) -> TurnRecord:
     return TurnRecord(
         id=row.id,
@@ -91,19 +118,20 @@ def _turn(row: Any) -> TurnRecord:
 
 async def create_turn(conn: AsyncConnection, *, turn_id: str, conversation_id: int, tenant: str, origin: str) -> None:
     await conn.execute(
-        turns.insert().values(
+        _INSERT_TURN,
+        dict(
             id=turn_id,
             conversation_id=conversation_id,
             tenant=tenant,
             origin=origin,
             status=TurnStatus.QUEUED,
             created_at=_now(),
-        )
+        ),
     )
 
 
 async def turn_record(conn: AsyncConnection, turn_id: str) -> TurnRecord | None:
-    row = (await conn.execute(_turn_query().where(turns.c.id == turn_id))).first()
+    row = (await conn.execute(_TURN_BY_ID, {"b_turn": turn_id})).first()
     return _turn(row) if row is not None else None
 
 
@@ -115,13 +143,13 @@ async def start_turn(conn: AsyncConnection, turn_id: str) -> TurnRecord | None:
     """
     record = await turn_record(conn, turn_id)
     if record is not None and record.status.is_open:
-        await conn.execute(update(turns).where(turns.c.id == turn_id).values(status=TurnStatus.RUNNING))
+        await conn.execute(_MARK_RUNNING, {"b_turn": turn_id})
     return record
 
 
 async def set_turn_status(conn: AsyncConnection, turn_id: str, status: TurnStatus) -> None:
     finished = None if status.is_open else _now()
-    await conn.execute(update(turns).where(turns.c.id == turn_id).values(status=status, finished_at=finished))
+    await conn.execute(_SET_STATUS, {"b_turn": turn_id, "b_status": status, "b_finished": finished})
 
 
 async def open_turns(conn: AsyncConnection) -> list[TurnRecord]:
@@ -146,15 +174,10 @@ async def ingest_lookup(
     conn: AsyncConnection, *, tenant: str, channel: str, event_id: str, key: str
 ) -> tuple[tuple[str, int] | None, int | None]:
     """``(find_event(...), the conversation id of key)`` in one round trip, for ingesting an event."""
-    found_event = select(
-        literal_column("'e'").label("kind"), events.c.turn_id, events.c.conversation_id.label("id")
-    ).where(events.c.tenant == tenant, events.c.channel == channel, events.c.event_id == event_id)
-    found_conversation = select(
-        literal_column("'c'").label("kind"), cast(null(), String).label("turn_id"), conversations.c.id
-    ).where(conversations.c.tenant == tenant, conversations.c.channel == channel, conversations.c.key == key)
     event: tuple[str, int] | None = None
     conversation_id: int | None = None
-    for row in await conn.execute(union_all(found_event, found_conversation)):
+    params = {"b_tenant": tenant, "b_channel": channel, "b_event": event_id, "b_key": key}
+    for row in await conn.execute(_INGEST_LOOKUP, params):
         if row.kind == "e":
             event = (row.turn_id, int(row.id))
         else:
@@ -167,7 +190,8 @@ async def insert_event(
 ) -> None:
     """Record an accepted event; the unique (tenant, channel, event_id) constraint backs the dedupe."""
     await conn.execute(
-        events.insert().values(
+        _INSERT_EVENT,
+        dict(
             tenant=turn.tenant,
             channel=turn.channel,
             event_id=turn.event_id,
@@ -177,7 +201,7 @@ async def insert_event(
             user_id=turn.user_id,
             reply_target=dict(turn.reply_target),
             received_at=turn.received_at,
-        )
+        ),
     )
 
 
