@@ -250,22 +250,26 @@ class Runtime:
         if turn.tenant not in self.config.tenants:
             raise LookupError(f"unknown tenant {turn.tenant!r}")
         agent = self.config.tenants[turn.tenant].agent
-        refusal = await self.limits.admit(turn)
+        refusal = await self.limits.admit(turn, queue=False)  # the queue is counted below, with the lookup
         if refusal is not None:
             return await self._refused(turn, refusal)
         message = Message.user(turn.text, images=turn.images)
         count = await self.budget.acount_message(self.config.models[agent.model], message)
+        event = _event_ref(turn)
         try:
             async with self.db.write() as conn:
-                found, known = await ingest_lookup(
+                seen = await ingest_lookup(
                     conn,
                     tenant=turn.tenant,
                     channel=turn.channel,
                     event_id=turn.event_id,
                     key=turn.conversation_key,
                 )
+                found = seen.event
                 if found is None:
-                    conversation_id = known or await get_or_create_conversation(
+                    refusal = self.limits.queue_refusal(turn, seen.open_turns)
+                if found is None and refusal is None:
+                    conversation_id = seen.conversation_id or await get_or_create_conversation(
                         conn, tenant=turn.tenant, channel=turn.channel, key=turn.conversation_key
                     )
                     turn_id = str(uuid.uuid4())
@@ -301,8 +305,10 @@ class Runtime:
         if found is not None:
             self.metrics.inbound.labels(turn.tenant, turn.channel, "duplicate").inc()
             return IngestResult(status=IngestStatus.DUPLICATE, turn_id=found[0], conversation_id=found[1])
+        if refusal is not None:
+            return self._refusal(turn, refusal)
         self.metrics.inbound.labels(turn.tenant, turn.channel, "accepted").inc()
-        self._events[turn_id] = [_event_ref(turn)]
+        self._events[turn_id] = [event]
         self.scheduler.submit(conversation_id, turn_id)
         return IngestResult(status=IngestStatus.ACCEPTED, turn_id=turn_id, conversation_id=conversation_id)
 
@@ -312,6 +318,9 @@ class Runtime:
             found = await find_event(conn, tenant=turn.tenant, channel=turn.channel, event_id=turn.event_id)
         if found is not None:
             return IngestResult(status=IngestStatus.DUPLICATE, turn_id=found[0], conversation_id=found[1])
+        return self._refusal(turn, refusal)
+
+    def _refusal(self, turn: Turn, refusal: Refusal) -> IngestResult:
         self.metrics.inbound.labels(turn.tenant, turn.channel, "refused").inc()
         log.info("refused a %s message of tenant %s: %s", turn.channel, turn.tenant, refusal.kind)
         return IngestResult(status=IngestStatus.REFUSED, turn_id="", conversation_id=0, refusal=refusal)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, cast, literal_column, null, select, union_all, update
+from sqlalchemy import String, bindparam, cast, func, literal_column, null, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botframework.inputs import clean_text
@@ -17,6 +17,7 @@ from storage.tables import CONVERSATIONS, INBOUND_EVENTS, MESSAGES, TURNS
 
 __all__ = [
     "EventRecord",
+    "IngestLookup",
     "TurnRecord",
     "create_turn",
     "events_of_turn",
@@ -100,8 +101,17 @@ _INGEST_LOOKUP = union_all(
         conversations.c.channel == bindparam("b_channel"),
         conversations.c.key == bindparam("b_key"),
     ),
+    select(literal_column("'q'").label("kind"), cast(null(), String).label("turn_id"), func.count())
+    .select_from(turns.join(conversations, conversations.c.id == turns.c.conversation_id))
+    .where(
+        conversations.c.tenant == bindparam("b_tenant"),
+        conversations.c.channel == bindparam("b_channel"),
+        conversations.c.key == bindparam("b_key"),
+        turns.c.status.in_(OPEN_STATUSES),
+    ),
 )
-"""The event (if already accepted) and the conversation (if it exists): one round trip per ingest."""
+"""The event (if already accepted), the conversation (if it exists) and how many of its turns are
+open (the queue limit): one round trip per ingest."""
 
 
 def _turn(row: Any) -> TurnRecord:
@@ -170,19 +180,30 @@ async def find_event(conn: AsyncConnection, *, tenant: str, channel: str, event_
     return (row.turn_id, int(row.conversation_id)) if row is not None else None
 
 
-async def ingest_lookup(
-    conn: AsyncConnection, *, tenant: str, channel: str, event_id: str, key: str
-) -> tuple[tuple[str, int] | None, int | None]:
-    """``(find_event(...), the conversation id of key)`` in one round trip, for ingesting an event."""
+@dataclass(frozen=True, kw_only=True)
+class IngestLookup:
+    event: tuple[str, int] | None
+    """``find_event``: (turn_id, conversation_id) of the event if it was accepted before."""
+    conversation_id: int | None
+    """The conversation of the key, if it exists."""
+    open_turns: int
+    """Turns of that conversation accepted and not finished."""
+
+
+async def ingest_lookup(conn: AsyncConnection, *, tenant: str, channel: str, event_id: str, key: str) -> IngestLookup:
+    """What ingesting an event needs to know before writing, in one round trip."""
     event: tuple[str, int] | None = None
     conversation_id: int | None = None
+    waiting = 0
     params = {"b_tenant": tenant, "b_channel": channel, "b_event": event_id, "b_key": key}
     for row in await conn.execute(_INGEST_LOOKUP, params):
         if row.kind == "e":
             event = (row.turn_id, int(row.id))
-        else:
+        elif row.kind == "c":
             conversation_id = int(row.id)
-    return event, conversation_id
+        else:
+            waiting = int(row.id or 0)
+    return IngestLookup(event=event, conversation_id=conversation_id, open_turns=waiting)
 
 
 async def insert_event(
