@@ -91,3 +91,32 @@ async def test_messages_steered_into_a_turn_each_get_their_frame(db_url: str) ->
     assert first["text"] == second["text"] == "one answer for both"
     assert second["merged_into"] == "c1" and "merged_into" not in first
     assert len(bot.model.requests) == 2, "the steered message must not start a turn of its own"
+
+
+def test_turn_events_log_at_debug_and_format_nothing_when_debug_is_off(caplog: Any) -> None:
+    """Per-turn lines are DEBUG records; at INFO a turn's events cost no formatting at all."""
+    import logging
+
+    from botframework.events import EventKind, TurnEvent, log_event
+
+    formatted: list[str] = []
+
+    class Loud:
+        def __str__(self) -> str:
+            formatted.append("str")
+            return "loud"
+
+        __repr__ = __str__
+        __format__ = lambda self, spec: str(self)  # noqa: E731
+
+    def event(kind: EventKind) -> TurnEvent:
+        return TurnEvent(kind=kind, tenant="t", origin="websocket", conversation_id=1, turn_id="x", data={"v": Loud()})
+
+    per_turn = (EventKind.TURN_START, EventKind.MODEL_REQUEST, EventKind.MODEL_RESPONSE, EventKind.TURN_END)
+    with caplog.at_level(logging.INFO, logger="botframework.events"):
+        for kind in per_turn:
+            log_event(event(kind))
+    assert caplog.records == [] and formatted == []
+    with caplog.at_level(logging.DEBUG, logger="botframework.events"):
+        log_event(event(EventKind.TURN_END))
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG] and "v=loud" in caplog.records[0].getMessage()
