@@ -63,6 +63,8 @@ from storage.keys import deployment_key
 from storage.limits import SqlLimitsStore
 from storage.replay import SqlNonceStore
 from storage.turns import (
+    TurnRecord,
+    claim_queued_turn,
     create_turn,
     events_of_turn,
     find_event,
@@ -189,6 +191,8 @@ class Runtime:
         self._events: dict[str, list[EventRef]] = {}
         """The events a turn answers, kept from ``ingest`` so the delivery need not read them back;
         absent (read from the database) after a restart, in another process, or once turns merged."""
+        self._accepted: dict[str, TurnRecord] = {}
+        """Turns this process stored and has not started yet, as ``turn_record`` would read them."""
         self._waiters: dict[str, list[asyncio.Future[Reply]]] = defaultdict(list)
         self._background: set[asyncio.Task[Any]] = set()
         self.held = HeldReplies(db=self.db, waiters=self._waiters, metrics=self.metrics)
@@ -309,6 +313,15 @@ class Runtime:
             return self._refusal(turn, refusal)
         self.metrics.inbound.labels(turn.tenant, turn.channel, "accepted").inc()
         self._events[turn_id] = [event]
+        self._accepted[turn_id] = TurnRecord(
+            id=turn_id,
+            conversation_id=conversation_id,
+            tenant=turn.tenant,
+            origin=Origin.channel(turn.channel).label,
+            status=TurnStatus.QUEUED,
+            channel=turn.channel,
+            conversation_key=turn.conversation_key,
+        )
         self.scheduler.submit(conversation_id, turn_id)
         return IngestResult(status=IngestStatus.ACCEPTED, turn_id=turn_id, conversation_id=conversation_id)
 
@@ -430,6 +443,15 @@ class Runtime:
                 items=[(message, count)],
                 turn_start=True,
             )
+        self._accepted[turn_id] = TurnRecord(
+            id=turn_id,
+            conversation_id=conversation_id,
+            tenant=tenant,
+            origin=origin.label,
+            status=TurnStatus.QUEUED,
+            channel=origin.label,
+            conversation_key=conversation_key,
+        )
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._waiters[turn_id].append(future)
         if sink is not None:
@@ -448,6 +470,7 @@ class Runtime:
         self._events.pop(turn_id, None)  # the database knows the merged events' arrival order
         for merged in waiting:
             self._events.pop(merged, None)
+            self._accepted.pop(merged, None)
             self._waiters[turn_id].extend(self._waiters.pop(merged, []))
             self._sinks.pop(merged, None)
         return len(waiting)
@@ -475,8 +498,12 @@ class Runtime:
                 await asyncio.sleep(delay)
 
     async def _process_once(self, conversation_id: int, turn_id: str) -> None:
+        accepted = self._accepted.pop(turn_id, None)
         async with self.db.write() as conn:
-            record = await start_turn(conn, turn_id)
+            if accepted is not None and await claim_queued_turn(conn, turn_id):
+                record: TurnRecord | None = accepted  # what ingest stored, still queued: no need to read it
+            else:
+                record = await start_turn(conn, turn_id)
         if record is None or not record.status.is_open:
             self._events.pop(turn_id, None)
             if record is not None:

@@ -19,6 +19,7 @@ __all__ = [
     "EventRecord",
     "IngestLookup",
     "TurnRecord",
+    "claim_queued_turn",
     "create_turn",
     "events_of_turn",
     "find_event",
@@ -82,6 +83,11 @@ _TURN_BY_ID = _turn_query().where(turns.c.id == bindparam("b_turn"))
 _INSERT_TURN = turns.insert()
 _INSERT_EVENT = events.insert()
 _MARK_RUNNING = update(turns).where(turns.c.id == bindparam("b_turn")).values(status=TurnStatus.RUNNING)
+_CLAIM_QUEUED = (
+    update(turns)
+    .where(turns.c.id == bindparam("b_turn"), turns.c.status == TurnStatus.QUEUED)
+    .values(status=TurnStatus.RUNNING)
+)
 _SET_STATUS = (
     update(turns)
     .where(turns.c.id == bindparam("b_turn"))
@@ -155,6 +161,12 @@ async def start_turn(conn: AsyncConnection, turn_id: str) -> TurnRecord | None:
     if record is not None and record.status.is_open:
         await conn.execute(_MARK_RUNNING, {"b_turn": turn_id})
     return record
+
+
+async def claim_queued_turn(conn: AsyncConnection, turn_id: str) -> bool:
+    """Mark the turn running if it is still queued (never ran); False if it is not (anymore)."""
+    result = await conn.execute(_CLAIM_QUEUED, {"b_turn": turn_id})
+    return bool(result.rowcount == 1)
 
 
 async def set_turn_status(conn: AsyncConnection, turn_id: str, status: TurnStatus) -> None:
