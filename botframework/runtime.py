@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botframework.budget import BudgetEngine
 from botframework.channel import ChannelAdapter, EventRef, IngestResult, IngestStatus, Outbound, ReplyClaim
@@ -89,6 +90,24 @@ def _event_ref(turn: Turn) -> EventRef:
     return EventRef(
         event_id=turn.event_id, user_id=turn.user_id, reply_target=json.loads(json.dumps(dict(turn.reply_target)))
     )
+
+
+class _TurnClose:
+    """A turn's delivery and end, written in the transaction that stores its final answer."""
+
+    def __init__(self, record: TurnRecord) -> None:
+        self.record = record
+        self.delivery_id: int | None = None
+
+    async def write(self, conn: AsyncConnection, reply: Reply) -> None:
+        record = self.record
+        self.delivery_id = await create_delivery(
+            conn, turn_id=record.id, tenant=record.tenant, channel=record.channel, reply=reply
+        )
+        await set_turn_status(conn, record.id, TurnStatus.DONE)
+
+    def rolled_back(self) -> None:
+        self.delivery_id = None
 
 
 class _LateSink:
@@ -515,6 +534,7 @@ class Runtime:
         started = time.perf_counter()
         origin = Origin.from_label(record.origin)
         status = TurnStatus.DONE
+        closing = _TurnClose(record)
         try:
             if self.scheduler.cancelled_by_user(turn_id):
                 raise asyncio.CancelledError
@@ -526,21 +546,33 @@ class Runtime:
                 sink=_LateSink(self._sinks, turn_id),
                 steer=lambda: self._steer(conversation_id, turn_id),
                 fresh=record.status is TurnStatus.QUEUED,
+                closing=closing,
             )
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if not self.scheduler.cancelled_by_user(turn_id) or task is None:
                 raise  # shutdown: the turn stays open and resumes after restart
             task.uncancel()
-            reply = Reply(text="Cancelled.", error_kind=TurnFailure.CANCELLED)
-            status = TurnStatus.CANCELLED
+            stored = None
+            if closing.delivery_id is not None:  # cancelled around the answer's commit: the database says
+                async with self.db.read() as conn:
+                    stored = await delivery_for_turn(conn, turn_id)
+            closing.delivery_id = stored.id if stored is not None else None
+            if stored is not None:
+                reply = stored.reply
+            else:
+                reply = Reply(text="Cancelled.", error_kind=TurnFailure.CANCELLED)
+                status = TurnStatus.CANCELLED
         finally:
             self._sinks.pop(turn_id, None)
-        async with self.db.write() as conn:
-            delivery_id = await create_delivery(
-                conn, turn_id=turn_id, tenant=record.tenant, channel=record.channel, reply=reply
-            )
-            await set_turn_status(conn, turn_id, status)
+        if closing.delivery_id is not None:
+            delivery_id = closing.delivery_id  # written with the answer
+        else:  # a failure's message for the user, a cancellation, or the answer stored alone
+            async with self.db.write() as conn:
+                delivery_id = await create_delivery(
+                    conn, turn_id=turn_id, tenant=record.tenant, channel=record.channel, reply=reply
+                )
+                await set_turn_status(conn, turn_id, status)
         outcome = str(reply.error_kind) if reply.error_kind is not None else "ok"
         self.metrics.turns.labels(record.tenant, record.origin, outcome).inc()
         self.metrics.turn_seconds.labels(record.tenant).observe(time.perf_counter() - started)

@@ -14,7 +14,7 @@ from storage.tables import DELIVERIES
 from tests.e2e.support import ChatClient
 
 MAX_STATEMENTS = 16
-MAX_TRANSACTIONS = 7
+MAX_TRANSACTIONS = 6
 
 
 class _Recorder:
