@@ -151,7 +151,9 @@ def _model_problem(value: Any, output_type: type[BaseModel] | None) -> tuple[Bas
     try:
         return output_type.model_validate(value), None
     except PydanticValidationError as exc:
-        problems = "; ".join(f"{'/'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()[:3])
+        problems = "; ".join(
+            f"{'/'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()[:3]
+        )
         return None, f"does not match {output_type.__name__}: {problems}"
 
 
