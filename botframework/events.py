@@ -46,7 +46,6 @@ class TurnEvent:
 Subscriber = Callable[[TurnEvent], Awaitable[None] | None]
 
 _LEVELS = {
-    EventKind.TURN_END: logging.INFO,
     EventKind.RETRY: logging.INFO,
     EventKind.FALLBACK: logging.WARNING,
     EventKind.ERROR: logging.WARNING,

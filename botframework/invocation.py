@@ -11,7 +11,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botframework.budget import BudgetEngine
 from botframework.calls import CallRecorder
@@ -45,12 +47,24 @@ from botframework.turn import NullSink, Origin, Reply, ReplySink
 from storage.conversations import append_messages, turn_messages
 from storage.db import Database
 
-__all__ = ["AgentRuntime", "InvocationService", "Steering", "user_message_for"]
+__all__ = ["AgentRuntime", "Closing", "InvocationService", "Steering", "user_message_for"]
 
 log = logging.getLogger("botframework.invocation")
 
 Steering = Callable[[], Awaitable[int]]
 """Called before every model call; merges messages that arrived meanwhile into the turn, returns how many."""
+
+
+class Closing(Protocol):
+    """What a caller writes in the transaction that stores a turn's final answer (the turn's
+    delivery and end), so that the answer and its delivery commit together."""
+
+    async def write(self, conn: AsyncConnection, reply: Reply) -> None:
+        """Runs inside that transaction, with the Reply ``run_turn`` is about to return."""
+
+    def rolled_back(self) -> None:
+        """That transaction failed: what ``write`` did is gone (the answer is then stored alone)."""
+
 
 _UNAVAILABLE = "The model service is unavailable right now ({kind}). Please try again in a little while."
 _USER_MESSAGES: Mapping[str, str] = {
@@ -207,14 +221,19 @@ class InvocationService:
         messages: Sequence[Message],
         *,
         turn_start: bool = False,
+        also: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> list[Message]:
-        """Store messages of a turn with their token counts (computed once, here)."""
+        """Store messages of a turn with their token counts (computed once, here); ``also`` writes
+        more in the same transaction."""
         primary = self.config.models[agent.agent.model]
         items = [(m, await self.budget.acount_message(primary, m)) for m in messages]
         async with self.db.write() as conn:
-            return await append_messages(
+            stored = await append_messages(
                 conn, conversation_id=conversation_id, turn_id=turn_id, items=items, turn_start=turn_start
             )
+            if also is not None:
+                await also(conn)
+            return stored
 
     async def run_turn(
         self,
@@ -225,17 +244,26 @@ class InvocationService:
         origin: Origin,
         sink: ReplySink | None = None,
         steer: Steering | None = None,
+        fresh: bool = False,
+        closing: Closing | None = None,
     ) -> Reply:
         """Answer the turn whose messages are already stored. Never raises for model or tool failures;
         cancellation (``asyncio.CancelledError``) and StorageError (the database failed: run the turn
         again later) propagate, keeping what was persisted. Model calls share one deadline,
-        ``agent.turn_timeout_s`` from now."""
+        ``agent.turn_timeout_s`` from now.
+
+        ``fresh``: the turn never ran before, so it has stored only user messages and there is no
+        earlier work of it (answers, tool results) to read back and resume from. ``closing`` writes
+        in the transaction that stores the final answer (not for a failed turn's error reply).
+        """
         agent = self.agents[tenant]
         router = self.limits.gate(self.router, tenant) if self.limits is not None else self.router
         ctx = ToolContext(tenant=tenant, conversation_id=conversation_id, turn_id=turn_id, origin=origin.label)
         ctx = replace(ctx, model_calls=self.model_calls.for_agent(ctx, agent.agent))
-        async with self.db.read() as conn:
-            so_far = await turn_messages(conn, turn_id=turn_id)
+        so_far: list[Message] = []
+        if not fresh:
+            async with self.db.read() as conn:
+                so_far = await turn_messages(conn, turn_id=turn_id)
         stream = _ReplyStream(
             sink or NullSink(),
             committed=_SEP.join(m.text for m in so_far if m.role == "assistant" and m.text),
@@ -255,7 +283,6 @@ class InvocationService:
         deadline = self.router.deadline_in(agent.agent.turn_timeout_s)
         await self.emit(EventKind.TURN_START, ctx)
         last_model: str | None = None
-        truncated = False
         tool_time = ToolTimeBudget(agent.agent.tool_budget_s)
         try:
             await self._finish_dangling_calls(agent, ctx, so_far, tool_time)
@@ -278,10 +305,11 @@ class InvocationService:
                 last_model = routed.model_name
                 response = await agent.hooks.after_model(ctx, routed.response, routed.model_name)
                 stream.commit(response.text)
-                await self._store_response(agent, ctx, response, routed.model_name)
                 if not response.tool_calls:
-                    truncated = response.finish_reason == "length"
+                    reply = self._answer(stream.committed, response.finish_reason == "length", last_model, observer)
+                    await self._store_answer(agent, ctx, response, routed.model_name, reply, closing)
                     break
+                await self._store_response(agent, ctx, response, routed.model_name)
                 rounds += 1
                 results = await self._executors[tenant].run(response.tool_calls, ctx, tools=tools, budget=tool_time)
                 await self.persist(agent, conversation_id, turn_id, results)
@@ -306,16 +334,42 @@ class InvocationService:
                 output_tokens=observer.output_tokens,
                 error_kind=kind,
             )
-        text = stream.committed or "(The model returned an empty answer.)"
+        await self.emit(EventKind.TURN_END, ctx, outcome="ok", model=last_model)
+        return reply
+
+    @staticmethod
+    def _answer(committed: str, truncated: bool, model: str | None, observer: CallRecorder) -> Reply:
+        text = committed or "(The model returned an empty answer.)"
         if truncated:
             text += f"{_SEP}(The reply was cut off at the output limit.)"
-        await self.emit(EventKind.TURN_END, ctx, outcome="ok", model=last_model)
-        return Reply(
-            text=text,
-            model=last_model,
-            input_tokens=observer.input_tokens,
-            output_tokens=observer.output_tokens,
-        )
+        return Reply(text=text, model=model, input_tokens=observer.input_tokens, output_tokens=observer.output_tokens)
+
+    async def _store_answer(
+        self,
+        agent: AgentRuntime,
+        ctx: ToolContext,
+        response: ModelResponse,
+        model_name: str,
+        reply: Reply,
+        closing: Closing | None,
+    ) -> None:
+        """The final answer, with what ``closing`` writes; alone when that transaction fails, so a
+        turn run again reuses the answer instead of asking the model twice."""
+        if closing is not None:
+            close = closing
+
+            async def also(conn: AsyncConnection) -> None:
+                await close.write(conn, reply)
+
+            try:
+                await self._store_response(agent, ctx, response, model_name, also=also)
+                return
+            except StorageError as exc:
+                closing.rolled_back()
+                log.warning(
+                    "turn %s: the answer could not be stored with its delivery (%s); storing it alone", ctx.turn_id, exc
+                )
+        await self._store_response(agent, ctx, response, model_name)
 
     async def _build(
         self, agent: AgentRuntime, ctx: ToolContext, model_name: str, offer: Sequence[ToolSpec]
@@ -360,11 +414,17 @@ class InvocationService:
         )
 
     async def _store_response(
-        self, agent: AgentRuntime, ctx: ToolContext, response: ModelResponse, model_name: str
+        self,
+        agent: AgentRuntime,
+        ctx: ToolContext,
+        response: ModelResponse,
+        model_name: str,
+        *,
+        also: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> None:
         message = Message.assistant(response.text, tool_calls=response.tool_calls)
         message.model = model_name
-        await self.persist(agent, ctx.conversation_id, ctx.turn_id, [message])
+        await self.persist(agent, ctx.conversation_id, ctx.turn_id, [message], also=also)
 
     async def _finish_dangling_calls(
         self, agent: AgentRuntime, ctx: ToolContext, so_far: Sequence[Message], tool_time: ToolTimeBudget

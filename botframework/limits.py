@@ -152,8 +152,12 @@ class Limits:
             self._metrics.tokens_today.labels(tenant).set(used)
         return used
 
-    async def admit(self, turn: Turn) -> Refusal | None:
-        """None if ``turn`` may be stored and answered; otherwise why not, for its sender."""
+    async def admit(self, turn: Turn, *, queue: bool = True) -> Refusal | None:
+        """None if ``turn`` may be stored and answered; otherwise why not, for its sender.
+
+        ``queue=False`` leaves out the conversation's queue depth: the caller reads that count in
+        the transaction that stores the message and asks :meth:`queue_refusal`.
+        """
         lim = self._limits.get(turn.tenant)
         if lim is None:
             return None
@@ -180,10 +184,17 @@ class Limits:
                     "quota_exceeded",
                     "You have used your model budget for today. Please try again tomorrow (UTC).",
                 )
+        if not queue:
+            return None
         waiting = await self._store.open_turns(
             tenant=turn.tenant, channel=turn.channel, conversation_key=turn.conversation_key
         )
-        if waiting >= lim.max_queued_per_conversation:
+        return self.queue_refusal(turn, waiting)
+
+    def queue_refusal(self, turn: Turn, waiting: int) -> Refusal | None:
+        """None if a conversation with ``waiting`` open turns may take ``turn``; otherwise why not."""
+        lim = self._limits.get(turn.tenant)
+        if lim is not None and waiting >= lim.max_queued_per_conversation:
             return self._refuse(
                 turn.tenant,
                 "queue_full",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import time
 import uuid
@@ -21,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botframework.budget import BudgetEngine
 from botframework.channel import ChannelAdapter, EventRef, IngestResult, IngestStatus, Outbound, ReplyClaim
@@ -68,14 +70,17 @@ from storage.keys import deployment_key
 from storage.limits import SqlLimitsStore
 from storage.replay import SqlNonceStore
 from storage.turns import (
+    TurnRecord,
+    claim_queued_turn,
     create_turn,
     events_of_turn,
     find_event,
+    ingest_lookup,
     insert_event,
     merge_turns,
     open_turns,
     set_turn_status,
-    turn_record,
+    start_turn,
 )
 
 __all__ = ["DELIVERY_RETRY_DELAYS_S", "Runtime", "delivery_retry_delay"]
@@ -94,6 +99,31 @@ def delivery_retry_delay(attempt: int, error: BaseException) -> float:
     if isinstance(error, DeliveryError) and error.retry_after_s is not None:
         return max(delay, error.retry_after_s)
     return delay
+
+
+def _event_ref(turn: Turn) -> EventRef:
+    """The event as ``events_of_turn`` reads it back (the reply target as stored: through JSON)."""
+    return EventRef(
+        event_id=turn.event_id, user_id=turn.user_id, reply_target=json.loads(json.dumps(dict(turn.reply_target)))
+    )
+
+
+class _TurnClose:
+    """A turn's delivery and end, written in the transaction that stores its final answer."""
+
+    def __init__(self, record: TurnRecord) -> None:
+        self.record = record
+        self.delivery_id: int | None = None
+
+    async def write(self, conn: AsyncConnection, reply: Reply) -> None:
+        record = self.record
+        self.delivery_id = await create_delivery(
+            conn, turn_id=record.id, tenant=record.tenant, channel=record.channel, reply=reply
+        )
+        await set_turn_status(conn, record.id, TurnStatus.DONE)
+
+    def rolled_back(self) -> None:
+        self.delivery_id = None
 
 
 class _LateSink:
@@ -193,6 +223,11 @@ class Runtime:
                     cls = CHANNELS.load(channel)
                     self.adapters[(tenant_name, channel)] = cls(tenant=tenant_name, config=channel_cfg, runtime=self)
         self._sinks: dict[str, ReplySink] = {}
+        self._events: dict[str, list[EventRef]] = {}
+        """The events a turn answers, kept from ``ingest`` so the delivery need not read them back;
+        absent (read from the database) after a restart, in another process, or once turns merged."""
+        self._accepted: dict[str, TurnRecord] = {}
+        """Turns this process stored and has not started yet, as ``turn_record`` would read them."""
         self._waiters: dict[str, list[asyncio.Future[Reply]]] = defaultdict(list)
         self._background: set[asyncio.Task[Any]] = set()
         self._delivering: set[int] = set()
@@ -271,16 +306,26 @@ class Runtime:
         if turn.tenant not in self.config.tenants:
             raise LookupError(f"unknown tenant {turn.tenant!r}")
         agent = self.config.tenants[turn.tenant].agent
-        refusal = await self.limits.admit(turn)
+        refusal = await self.limits.admit(turn, queue=False)  # the queue is counted below, with the lookup
         if refusal is not None:
             return await self._refused(turn, refusal)
         message = Message.user(turn.text, images=turn.images)
         count = await self.budget.acount_message(self.config.models[agent.model], message)
+        event = _event_ref(turn)
         try:
             async with self.db.write() as conn:
-                found = await find_event(conn, tenant=turn.tenant, channel=turn.channel, event_id=turn.event_id)
+                seen = await ingest_lookup(
+                    conn,
+                    tenant=turn.tenant,
+                    channel=turn.channel,
+                    event_id=turn.event_id,
+                    key=turn.conversation_key,
+                )
+                found = seen.event
                 if found is None:
-                    conversation_id = await get_or_create_conversation(
+                    refusal = self.limits.queue_refusal(turn, seen.open_turns)
+                if found is None and refusal is None:
+                    conversation_id = seen.conversation_id or await get_or_create_conversation(
                         conn, tenant=turn.tenant, channel=turn.channel, key=turn.conversation_key
                     )
                     turn_id = str(uuid.uuid4())
@@ -316,7 +361,19 @@ class Runtime:
         if found is not None:
             self.metrics.inbound.labels(turn.tenant, turn.channel, "duplicate").inc()
             return IngestResult(status=IngestStatus.DUPLICATE, turn_id=found[0], conversation_id=found[1])
+        if refusal is not None:
+            return self._refusal(turn, refusal)
         self.metrics.inbound.labels(turn.tenant, turn.channel, "accepted").inc()
+        self._events[turn_id] = [event]
+        self._accepted[turn_id] = TurnRecord(
+            id=turn_id,
+            conversation_id=conversation_id,
+            tenant=turn.tenant,
+            origin=Origin.channel(turn.channel).label,
+            status=TurnStatus.QUEUED,
+            channel=turn.channel,
+            conversation_key=turn.conversation_key,
+        )
         self.scheduler.submit(conversation_id, turn_id)
         return IngestResult(status=IngestStatus.ACCEPTED, turn_id=turn_id, conversation_id=conversation_id)
 
@@ -326,6 +383,9 @@ class Runtime:
             found = await find_event(conn, tenant=turn.tenant, channel=turn.channel, event_id=turn.event_id)
         if found is not None:
             return IngestResult(status=IngestStatus.DUPLICATE, turn_id=found[0], conversation_id=found[1])
+        return self._refusal(turn, refusal)
+
+    def _refusal(self, turn: Turn, refusal: Refusal) -> IngestResult:
         self.metrics.inbound.labels(turn.tenant, turn.channel, "refused").inc()
         log.info("refused a %s message of tenant %s: %s", turn.channel, turn.tenant, refusal.kind)
         return IngestResult(status=IngestStatus.REFUSED, turn_id="", conversation_id=0, refusal=refusal)
@@ -447,6 +507,15 @@ class Runtime:
                 items=[(message, count)],
                 turn_start=True,
             )
+        self._accepted[turn_id] = TurnRecord(
+            id=turn_id,
+            conversation_id=conversation_id,
+            tenant=tenant,
+            origin=origin.label,
+            status=TurnStatus.QUEUED,
+            channel=origin.label,
+            conversation_key=conversation_key,
+        )
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._waiters[turn_id].append(future)
         if sink is not None:
@@ -462,7 +531,10 @@ class Runtime:
             return 0
         async with self.db.write() as conn:
             await merge_turns(conn, into=turn_id, merged=waiting)
+        self._events.pop(turn_id, None)  # the database knows the merged events' arrival order
         for merged in waiting:
+            self._events.pop(merged, None)
+            self._accepted.pop(merged, None)
             self._waiters[turn_id].extend(self._waiters.pop(merged, []))
             self._sinks.pop(merged, None)
         return len(waiting)
@@ -479,6 +551,7 @@ class Runtime:
                 return
             except StorageError as exc:
                 if delay is None:
+                    self._events.pop(turn_id, None)
                     log.error(
                         "turn %s stays open after %d storage failures (%s); the recovery loop resumes it",
                         turn_id,
@@ -496,21 +569,27 @@ class Runtime:
                     await self.db.health.wait_up(delay)
 
     async def _process_once(self, conversation_id: int, turn_id: str) -> None:
-        async with self.db.read() as conn:
-            record = await turn_record(conn, turn_id)
-            delivery = await delivery_for_turn(conn, turn_id) if record is not None else None
+        accepted = self._accepted.pop(turn_id, None)
+        async with self.db.write() as conn:
+            if accepted is not None and await claim_queued_turn(conn, turn_id):
+                record: TurnRecord | None = accepted  # what ingest stored, still queued: no need to read it
+            else:
+                record = await start_turn(conn, turn_id)
         if record is None or not record.status.is_open:
-            if delivery is not None and delivery.status is DeliveryStatus.PENDING:
-                await self._deliver(delivery)
+            self._events.pop(turn_id, None)
+            if record is not None:
+                async with self.db.read() as conn:
+                    delivery = await delivery_for_turn(conn, turn_id)
+                if delivery is not None and delivery.status is DeliveryStatus.PENDING:
+                    await self._deliver(delivery)
             return
         started = time.perf_counter()
         origin = Origin.from_label(record.origin)
         status = TurnStatus.DONE
+        closing = _TurnClose(record)
         try:
             if self.scheduler.cancelled_by_user(turn_id):
                 raise asyncio.CancelledError
-            async with self.db.write() as conn:
-                await set_turn_status(conn, turn_id, TurnStatus.RUNNING)
             reply = await self.invocation.run_turn(
                 tenant=record.tenant,
                 conversation_id=conversation_id,
@@ -518,21 +597,34 @@ class Runtime:
                 origin=origin,
                 sink=_LateSink(self._sinks, turn_id),
                 steer=lambda: self._steer(conversation_id, turn_id),
+                fresh=record.status is TurnStatus.QUEUED,
+                closing=closing,
             )
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if not self.scheduler.cancelled_by_user(turn_id) or task is None:
                 raise  # shutdown: the turn stays open and resumes after restart
             task.uncancel()
-            reply = Reply(text="Cancelled.", error_kind=TurnFailure.CANCELLED)
-            status = TurnStatus.CANCELLED
+            stored = None
+            if closing.delivery_id is not None:  # cancelled around the answer's commit: the database says
+                async with self.db.read() as conn:
+                    stored = await delivery_for_turn(conn, turn_id)
+            closing.delivery_id = stored.id if stored is not None else None
+            if stored is not None:
+                reply = stored.reply
+            else:
+                reply = Reply(text="Cancelled.", error_kind=TurnFailure.CANCELLED)
+                status = TurnStatus.CANCELLED
         finally:
             self._sinks.pop(turn_id, None)
-        async with self.db.write() as conn:
-            delivery_id = await create_delivery(
-                conn, turn_id=turn_id, tenant=record.tenant, channel=record.channel, reply=reply
-            )
-            await set_turn_status(conn, turn_id, status)
+        if closing.delivery_id is not None:
+            delivery_id = closing.delivery_id  # written with the answer
+        else:  # a failure's message for the user, a cancellation, or the answer stored alone
+            async with self.db.write() as conn:
+                delivery_id = await create_delivery(
+                    conn, turn_id=turn_id, tenant=record.tenant, channel=record.channel, reply=reply
+                )
+                await set_turn_status(conn, turn_id, status)
         outcome = str(reply.error_kind) if reply.error_kind is not None else "ok"
         self.metrics.turns.labels(record.tenant, record.origin, outcome).inc()
         self.metrics.turn_seconds.labels(record.tenant).observe(time.perf_counter() - started)
@@ -559,6 +651,7 @@ class Runtime:
             self._delivering.discard(delivery.id)
 
     async def _deliver_now(self, delivery: DeliveryRecord, *, retry: bool) -> None:
+        known = self._events.pop(delivery.turn_id, None)
         for future in self._waiters.pop(delivery.turn_id, []):
             if not future.done():
                 future.set_result(delivery.reply)
@@ -569,8 +662,10 @@ class Runtime:
             return
         if adapter.holds_replies:
             return  # stays pending until the adapter hands it out itself (botframework.held_replies)
-        async with self.db.read() as conn:
-            events = await events_of_turn(conn, delivery.turn_id)
+        if known is None:
+            async with self.db.read() as conn:
+                stored = await events_of_turn(conn, delivery.turn_id)
+            known = [EventRef(event_id=e.event_id, user_id=e.user_id, reply_target=e.reply_target) for e in stored]
         outbound = Outbound(
             tenant=delivery.tenant,
             channel=delivery.channel,
@@ -580,7 +675,7 @@ class Runtime:
             resume_from=delivery.progress,
             in_flight=delivery.in_flight,
             journal=DeliveryJournal(db=self.db, delivery_id=delivery.id),
-            events=[EventRef(event_id=e.event_id, user_id=e.user_id, reply_target=e.reply_target) for e in events],
+            events=known,
         )
         try:
             await adapter.deliver(outbound)

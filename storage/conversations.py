@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,15 +35,29 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# Hot statements are built once: building and cache-keying a Core statement per call costs more
+# CPU than SQLite spends running it.
+_BUMP = (
+    update(conversations)
+    .where(conversations.c.id == bindparam("b_id"))
+    .values(
+        total_tokens=conversations.c.total_tokens + bindparam("b_total", type_=conversations.c.total_tokens.type),
+        message_count=conversations.c.message_count + bindparam("b_count", type_=conversations.c.message_count.type),
+        updated_at=bindparam("b_now", type_=conversations.c.updated_at.type),
+    )
+    .returning(conversations.c.total_tokens)
+)
+_INSERT_MESSAGES = messages.insert().returning(messages.c.id, sort_by_parameter_order=True)
+_FIND = select(conversations.c.id).where(
+    conversations.c.tenant == bindparam("b_tenant"),
+    conversations.c.channel == bindparam("b_channel"),
+    conversations.c.key == bindparam("b_key"),
+)
+
+
 async def find_conversation(conn: AsyncConnection, *, tenant: str, channel: str, key: str) -> int | None:
     """The id of the conversation (tenant, channel, key), or None."""
-    found = (
-        await conn.execute(
-            select(conversations.c.id).where(
-                conversations.c.tenant == tenant, conversations.c.channel == channel, conversations.c.key == key
-            )
-        )
-    ).scalar_one_or_none()
+    found = (await conn.execute(_FIND, {"b_tenant": tenant, "b_channel": channel, "b_key": key})).scalar_one_or_none()
     return int(found) if found is not None else None
 
 
@@ -91,16 +105,7 @@ async def append_messages(
         return []
     total = sum(count for _, count in items)
     now = _now()
-    bumped = await conn.execute(
-        update(conversations)
-        .where(conversations.c.id == conversation_id)
-        .values(
-            total_tokens=conversations.c.total_tokens + total,
-            message_count=conversations.c.message_count + len(items),
-            updated_at=now,
-        )
-        .returning(conversations.c.total_tokens)
-    )
+    bumped = await conn.execute(_BUMP, {"b_id": conversation_id, "b_total": total, "b_count": len(items), "b_now": now})
     end = bumped.scalar_one_or_none()
     if end is None:
         raise LookupError(f"conversation {conversation_id} does not exist")
@@ -119,11 +124,7 @@ async def append_messages(
             )
         )
         offset += count
-    ids = (
-        (await conn.execute(messages.insert().returning(messages.c.id, sort_by_parameter_order=True), rows))
-        .scalars()
-        .all()
-    )
+    ids = (await conn.execute(_INSERT_MESSAGES, rows)).scalars().all()
     return [
         replace(
             m,

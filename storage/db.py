@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from botframework.errors import StorageError
 from botframework.storage_health import StorageHealth
+from storage.sqlite_driver import sqlite_dbapi
 
 __all__ = ["DRIVER_ERRORS", "Database"]
 
@@ -63,6 +64,9 @@ class Database:
             database = parsed.database or ""
             if database and database != ":memory:":
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            module = sqlite_dbapi() if parsed.get_driver_name() == "aiosqlite" else None
+            if module is not None:
+                kwargs["module"] = module
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botframework.channel import InFlightPart
@@ -83,6 +83,31 @@ def _record(row: Any) -> DeliveryRecord:
     )
 
 
+_INSERT = deliveries.insert().returning(deliveries.c.id)
+_MARKS: dict[tuple[bool, bool], Any] = {}
+
+
+def _mark_statement(*, progress: bool, sent: bool) -> Any:
+    """The UPDATE of :func:`mark_delivery` for this shape, built once."""
+    key = (progress, sent)
+    if key not in _MARKS:
+        values: dict[str, Any] = {
+            "status": bindparam("b_status", type_=deliveries.c.status.type),
+            "attempts": deliveries.c.attempts + 1,
+            "last_error": bindparam("b_error", type_=deliveries.c.last_error.type),
+        }
+        if progress:
+            new_progress = bindparam("b_progress", type_=deliveries.c.progress.type)
+            values["progress"] = new_progress
+            # Progress past the part in flight says it arrived: nothing is in flight any more.
+            values["sending_at"] = case((deliveries.c.progress < new_progress, None), else_=deliveries.c.sending_at)
+        if sent:
+            values["sent_at"] = bindparam("b_sent", type_=deliveries.c.sent_at.type)
+            values["sending_at"] = None
+        _MARKS[key] = update(deliveries).where(deliveries.c.id == bindparam("b_id")).values(**values)
+    return _MARKS[key]
+
+
 def _query() -> Any:
     return (
         select(deliveries, conversations.c.key)
@@ -93,9 +118,8 @@ def _query() -> Any:
 
 async def create_delivery(conn: AsyncConnection, *, turn_id: str, tenant: str, channel: str, reply: Reply) -> int:
     result = await conn.execute(
-        deliveries.insert()
-        .returning(deliveries.c.id)
-        .values(
+        _INSERT,
+        dict(
             turn_id=turn_id,
             tenant=tenant,
             channel=channel,
@@ -107,7 +131,7 @@ async def create_delivery(conn: AsyncConnection, *, turn_id: str, tenant: str, c
             output_tokens=reply.output_tokens,
             attempts=0,
             created_at=datetime.now(UTC),
-        )
+        ),
     )
     return int(result.scalar_one())
 
@@ -127,15 +151,13 @@ async def mark_delivery(
 ) -> None:
     """Record one delivery attempt: ``sent``, ``failed`` (final) or ``pending`` (will be tried again),
     and how many parts have gone out so far."""
-    values: dict[str, Any] = {"status": status, "attempts": deliveries.c.attempts + 1, "last_error": error}
+    sent = status is DeliveryStatus.SENT
+    params: dict[str, Any] = {"b_id": delivery_id, "b_status": status, "b_error": error}
     if progress is not None:
-        values["progress"] = progress
-        # Progress past the part in flight says it arrived: nothing is in flight any more.
-        values["sending_at"] = case((deliveries.c.progress < progress, None), else_=deliveries.c.sending_at)
-    if status is DeliveryStatus.SENT:
-        values["sent_at"] = datetime.now(UTC)
-        values["sending_at"] = None
-    await conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**values))
+        params["b_progress"] = progress
+    if sent:
+        params["b_sent"] = datetime.now(UTC)
+    await conn.execute(_mark_statement(progress=progress is not None, sent=sent), params)
 
 
 async def mark_part_sending(conn: AsyncConnection, delivery_id: int, index: int) -> None:

@@ -26,7 +26,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, Text, select, true, type_coerce
+from sqlalchemy import Select, Text, bindparam, select, true, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botframework.messages import ContentPart, Message, TextPart, ToolCall, parts_from_json
@@ -140,11 +140,12 @@ async def load_turn_tail(conn: AsyncConnection, *, conversation_id: int, turn_id
     """Every message from the first message of ``turn_id`` on, in id order ([] if the turn has none)."""
     # Only the turn_id index can serve this: with conversation_id in the WHERE clause SQLite may
     # walk the conversation from its start to find the turn's smallest offset.
-    own = await conn.execute(select(messages.c.conversation_id, messages.c.offset).where(messages.c.turn_id == turn_id))
+    own = await conn.execute(_TURN_OFFSETS, {"b_turn": turn_id})
     offsets = [int(o) for c, o in own if c == conversation_id]
     if not offsets:
         return []
-    rows = await _fetch(conn, _tail_query(conversation_id, min(offsets)))
+    result = await conn.execute(_TAIL, {"b_conversation": conversation_id, "b_from": min(offsets)})
+    rows = [row_to_message(row) for row in result]
     start = next((i for i, m in enumerate(rows) if m.turn_id == turn_id), len(rows))
     return rows[start:]  # zero-token rows of earlier turns can share the first offset
 
@@ -167,6 +168,11 @@ def _tail_query(conversation_id: int, from_offset: int) -> Select[Any]:
         )
         .order_by(*_order())
     )
+
+
+_TURN_OFFSETS = select(messages.c.conversation_id, messages.c.offset).where(messages.c.turn_id == bindparam("b_turn"))
+_TAIL = _tail_query(bindparam("b_conversation"), bindparam("b_from"))  # type: ignore[arg-type]
+"""The statements of :func:`load_turn_tail`, built once (it runs before every model call)."""
 
 
 def _window(conversation_id: int, min_offset: int, max_offset: int, before_id: int) -> tuple[Any, ...]:
@@ -192,6 +198,21 @@ def _window(conversation_id: int, min_offset: int, max_offset: int, before_id: i
     )
 
 
+_WINDOW_WHERE = _window(
+    bindparam("b_conversation"),  # type: ignore[arg-type]
+    bindparam("b_min"),  # type: ignore[arg-type]
+    bindparam("b_max"),  # type: ignore[arg-type]
+    bindparam("b_before"),  # type: ignore[arg-type]
+)
+_WINDOW = select(*_COLUMNS).where(*_WINDOW_WHERE).order_by(*_order())
+_WINDOW_KEYS = (
+    select(messages.c.id, messages.c.turn_id, messages.c.turn_start, messages.c.token_count, messages.c.offset)
+    .where(*_WINDOW_WHERE)
+    .order_by(*_order())
+)
+"""The window statements, built once: the budget engine runs one before every model call."""
+
+
 async def load_history_window(
     conn: AsyncConnection, *, conversation_id: int, min_offset: int, max_offset: int, before_id: int
 ) -> list[Message]:
@@ -200,8 +221,8 @@ async def load_history_window(
 
     The first message returned is always a turn start; [] when no turn starts in that range.
     """
-    query = select(*_COLUMNS).where(*_window(conversation_id, min_offset, max_offset, before_id))
-    messages_ = await _fetch(conn, query.order_by(*_order()))
+    params = {"b_conversation": conversation_id, "b_min": min_offset, "b_max": max_offset, "b_before": before_id}
+    messages_ = [row_to_message(row) for row in await conn.execute(_WINDOW, params)]
     start = next((i for i, m in enumerate(messages_) if m.turn_start), len(messages_))
     return messages_[start:]
 
@@ -214,18 +235,8 @@ async def load_history_keys(
     conn: AsyncConnection, *, conversation_id: int, min_offset: int, max_offset: int, before_id: int
 ) -> list[RowKey]:
     """:func:`load_history_window` without the content: for callers that cache decoded messages."""
-    query = (
-        select(
-            messages.c.id,
-            messages.c.turn_id,
-            messages.c.turn_start,
-            messages.c.token_count,
-            messages.c.offset,
-        )
-        .where(*_window(conversation_id, min_offset, max_offset, before_id))
-        .order_by(*_order())
-    )
-    result = await conn.execute(query)
+    params = {"b_conversation": conversation_id, "b_min": min_offset, "b_max": max_offset, "b_before": before_id}
+    result = await conn.execute(_WINDOW_KEYS, params)
     keys = [(int(i), t, bool(s), int(c), int(o)) for i, t, s, c, o in result]
     start = next((k for k, key in enumerate(keys) if key[2]), len(keys))
     return keys[start:]

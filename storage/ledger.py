@@ -46,10 +46,14 @@ class UsageRow:
     day: str
 
 
+_INSERT = calls.insert()
+
+
 async def record_call(conn: AsyncConnection, entry: LedgerEntry) -> None:
     now = entry.created_at or datetime.now(UTC)
     await conn.execute(
-        calls.insert().values(
+        _INSERT,
+        dict(
             tenant=entry.tenant,
             origin=entry.origin,
             conversation_id=entry.conversation_id,
@@ -66,7 +70,7 @@ async def record_call(conn: AsyncConnection, entry: LedgerEntry) -> None:
             error_kind=entry.error_kind,
             created_at=now,
             day=now.date(),
-        )
+        ),
     )
 
 

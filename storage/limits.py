@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from botframework.states import TurnStatus
 from storage.db import Database
@@ -13,6 +13,16 @@ from storage.tables import CONVERSATIONS, INBOUND_EVENTS, MODEL_CALLS, TURNS
 __all__ = ["SqlLimitsStore"]
 
 _OPEN = tuple(s.value for s in TurnStatus if s.is_open)
+_OPEN_TURNS = (
+    select(func.count())
+    .select_from(TURNS.join(CONVERSATIONS, CONVERSATIONS.c.id == TURNS.c.conversation_id))
+    .where(
+        CONVERSATIONS.c.tenant == bindparam("b_tenant"),
+        CONVERSATIONS.c.channel == bindparam("b_channel"),
+        CONVERSATIONS.c.key == bindparam("b_key"),
+        TURNS.c.status.in_(_OPEN),
+    )
+)
 
 
 class SqlLimitsStore:
@@ -20,18 +30,9 @@ class SqlLimitsStore:
         self.db = db
 
     async def open_turns(self, *, tenant: str, channel: str, conversation_key: str) -> int:
-        query = (
-            select(func.count())
-            .select_from(TURNS.join(CONVERSATIONS, CONVERSATIONS.c.id == TURNS.c.conversation_id))
-            .where(
-                CONVERSATIONS.c.tenant == tenant,
-                CONVERSATIONS.c.channel == channel,
-                CONVERSATIONS.c.key == conversation_key,
-                TURNS.c.status.in_(_OPEN),
-            )
-        )
+        params = {"b_tenant": tenant, "b_channel": channel, "b_key": conversation_key}
         async with self.db.read() as conn:
-            return int((await conn.execute(query)).scalar_one())
+            return int((await conn.execute(_OPEN_TURNS, params)).scalar_one())
 
     async def tokens_today(self, *, tenant: str, channel: str | None = None, user_id: str | None = None) -> int:
         calls = MODEL_CALLS

@@ -24,6 +24,9 @@ def encoding() -> tiktoken.Encoding:
 
 
 async def encoding_async() -> tiktoken.Encoding:
+    """Loaded in a thread the first time; afterwards at once (no thread hop on every call)."""
+    if encoding.cache_info().currsize:
+        return encoding()
     return await asyncio.to_thread(encoding)
 
 

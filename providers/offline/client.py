@@ -24,14 +24,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 
+import tiktoken
+
+from botframework.config.schema import ModelConfig
 from botframework.messages import Message, ToolCall
 from botframework.models.base import ModelClient, ModelRequest, ModelResponse, TextCallback, Usage
-from botframework.models.tokens import count_chat_tokens, encoding_async
+from botframework.models.tokens import encoding_async
 from providers.offline.config import OfflineModelConfig
 from providers.offline.wire import prompt_messages
 
-__all__ = ["OFFLINE_LABEL", "OfflineClient", "asks_for_time"]
+__all__ = ["OFFLINE_LABEL", "OfflineClient", "PromptCounter", "asks_for_time"]
 
 OFFLINE_LABEL = "[offline model]"
 
@@ -71,14 +76,47 @@ def _chunks(text: str, n: int) -> list[str]:
     return ["".join(words[i : i + size]) for i in range(0, len(words), size)]
 
 
+class PromptCounter:
+    """``count_chat_tokens`` with each distinct value's count remembered (bounded, least recently
+    used out): a conversation's prompt repeats the previous one plus a message or two, so only the
+    new text is encoded. The sum is the same, message by message."""
+
+    def __init__(self, *, max_entries: int = 8192) -> None:
+        self.max_entries = max_entries
+        self._counts: OrderedDict[str, int] = OrderedDict()
+
+    def _count(self, enc: tiktoken.Encoding, value: str) -> int:
+        found = self._counts.get(value)
+        if found is not None:
+            self._counts.move_to_end(value)
+            return found
+        counted = len(enc.encode(value, disallowed_special=()))
+        self._counts[value] = counted
+        if len(self._counts) > self.max_entries:
+            self._counts.popitem(last=False)
+        return counted
+
+    def count(self, enc: tiktoken.Encoding, messages: Sequence[Mapping[str, str]]) -> int:
+        total = 3
+        for message in messages:
+            total += 3
+            for key, value in message.items():
+                total += self._count(enc, value) + (1 if key == "name" else 0)
+        return total
+
+
 class OfflineClient(ModelClient):
     config_model = OfflineModelConfig
+
+    def __init__(self, *, name: str, config: ModelConfig) -> None:
+        super().__init__(name=name, config=config)
+        self.counter = PromptCounter()
 
     async def complete(self, request: ModelRequest, *, on_text: TextCallback | None = None) -> ModelResponse:
         enc = await encoding_async()
         messages = tuple(request.messages)
         prompt = prompt_messages(request)
-        input_tokens = count_chat_tokens(enc, prompt)
+        input_tokens = self.counter.count(enc, prompt)
         last = messages[-1] if messages else None
         offered = {t.name for t in request.tools}
 

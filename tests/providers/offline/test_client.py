@@ -5,7 +5,7 @@ from __future__ import annotations
 from botframework.messages import Message, ToolSpec
 from botframework.models.base import ModelRequest
 from botframework.models.tokens import count_chat_tokens, encoding
-from providers.offline.client import OFFLINE_LABEL, OfflineClient, asks_for_time
+from providers.offline.client import OFFLINE_LABEL, OfflineClient, PromptCounter, asks_for_time
 from tests.models.helpers import config
 
 CLOCK = ToolSpec(name="clock", description="The current date and time.")
@@ -86,3 +86,16 @@ def test_time_questions() -> None:
         assert asks_for_time(text), text
     for text in ("sometimes I wonder", "tell me a joke", "a long time ago"):
         assert not asks_for_time(text), text
+
+
+def test_prompt_counter_matches_the_cookbook_count_and_stays_bounded() -> None:
+    """The remembered per-value counts add up to exactly what ``count_chat_tokens`` says, also
+    once entries were evicted, for a prompt growing the way a conversation's does."""
+    enc = encoding()
+    counter = PromptCounter(max_entries=5)
+    prompt: list[dict[str, str]] = [{"role": "system", "content": "Be nice."}]
+    for i in range(12):
+        prompt.append({"role": "user", "content": f"question {i}: " + "word " * i})
+        prompt.append({"role": "tool", "content": f"result {i}", "name": "clock"})
+        assert counter.count(enc, prompt) == count_chat_tokens(enc, prompt)
+    assert len(counter._counts) == 5
