@@ -119,11 +119,11 @@ def row_to_message(row: Any) -> Message:
     )
 
 
-async def _fetch(conn: AsyncConnection, query: Select[Any]) -> list[Message]:
+async def _fetch(conn: AsyncConnection, query: Select[Any], params: dict[str, Any] | None = None) -> list[Message]:
     """The rows as messages; a row no version of this code wrote is skipped with a log line, so one
     bad row cannot fail every later turn of its conversation."""
     out = []
-    for row in await conn.execute(query):
+    for row in await conn.execute(query, params):
         try:
             out.append(row_to_message(row))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -144,8 +144,7 @@ async def load_turn_tail(conn: AsyncConnection, *, conversation_id: int, turn_id
     offsets = [int(o) for c, o in own if c == conversation_id]
     if not offsets:
         return []
-    result = await conn.execute(_TAIL, {"b_conversation": conversation_id, "b_from": min(offsets)})
-    rows = [row_to_message(row) for row in result]
+    rows = await _fetch(conn, _TAIL, {"b_conversation": conversation_id, "b_from": min(offsets)})
     start = next((i for i, m in enumerate(rows) if m.turn_id == turn_id), len(rows))
     return rows[start:]  # zero-token rows of earlier turns can share the first offset
 
@@ -222,7 +221,7 @@ async def load_history_window(
     The first message returned is always a turn start; [] when no turn starts in that range.
     """
     params = {"b_conversation": conversation_id, "b_min": min_offset, "b_max": max_offset, "b_before": before_id}
-    messages_ = [row_to_message(row) for row in await conn.execute(_WINDOW, params)]
+    messages_ = await _fetch(conn, _WINDOW, params)
     start = next((i for i, m in enumerate(messages_) if m.turn_start), len(messages_))
     return messages_[start:]
 
