@@ -188,6 +188,10 @@ class ChannelAdapter(ABC, Generic[C]):
     """The most one message may carry; replies are chunked to fit (characters or UTF-8 bytes)."""
     empty_reply: ClassVar[str] = "(empty reply)"
     """Sent instead of an empty reply (vendors refuse empty messages)."""
+    replies_on_connection: ClassVar[bool] = False
+    """Replies go out on a client connection held by the process that accepted the message (a
+    socket), not through a vendor API any process can call: with several processes, the worker that
+    ran the turn hands the stored reply to the processes holding connections."""
     supports_login: ClassVar[bool] = False
     """Whether :meth:`login` is implemented (``botframework login <channel>``)."""
     image_hosts: ClassVar[tuple[str, ...]] = ()

@@ -1,0 +1,169 @@
+"""The shared queue: turns as procrastinate jobs in PostgreSQL, run by any worker process.
+
+- **Enqueue.** The job row is inserted in the ingest transaction (:func:`storage.queue.insert_job`),
+  with ``lock`` = the conversation, so procrastinate never starts a conversation's next turn while
+  one runs and starts them in arrival order, on whichever worker is free. The inbound-event dedupe
+  runs in that same transaction, so a redelivered event makes no second job; ``queueing_lock`` =
+  the turn also refuses a second waiting job for one turn.
+- **Steering.** A running turn takes the conversation's turns that are still ``queued`` from the
+  database before each model call and merges them (:func:`storage.queue.queued_turns`); their jobs
+  then find the turn merged and end at once.
+- **Live replies and replies over a connection** go back to the process holding the socket through
+  :mod:`botframework.pipeline.relay`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from botframework.config.schema import QueueConfig
+from botframework.pipeline.relay import LiveEvent, RelayListener, RelayPublisher, RelaySink
+from botframework.pipeline.roles import Role, libpq_dsn
+from botframework.pipeline.worker import TURN_QUEUE, TURN_TASK, QueueWorker
+from botframework.states import DeliveryStatus
+from botframework.turn import ReplySink
+from storage.db import Database
+from storage.deliveries import delivery_for_turn
+from storage.queue import insert_job, queued_turns
+from storage.turns import turn_record
+
+if TYPE_CHECKING:
+    from botframework.channel import ChannelAdapter
+    from botframework.runtime import Runtime
+    from storage.deliveries import DeliveryRecord
+
+__all__ = ["ProcrastinateQueue", "conversation_lock"]
+
+log = logging.getLogger("botframework.pipeline")
+
+
+def conversation_lock(conversation_id: int) -> str:
+    return f"botframework:conversation:{conversation_id}"
+
+
+class ProcrastinateQueue:
+    """The queue of a process in a scale-out deployment (any role)."""
+
+    name = "procrastinate"
+    recovers_turns = False
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        role: Role,
+        config: QueueConfig,
+        concurrency: int | None = None,
+        sweep_interval_s: float = 5.0,
+    ) -> None:
+        self.db = db
+        self.role = role
+        self.config = config
+        self.concurrency = concurrency or config.concurrency
+        self.publisher = RelayPublisher(db=db, interval_s=config.live_interval_ms / 1000)
+        self._sweep_interval_s = sweep_interval_s
+        self.listener: RelayListener | None = None
+        self.worker: QueueWorker | None = None
+        self._worker_task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._runtime: Runtime | None = None
+
+    async def enqueue(self, conn: AsyncConnection, *, conversation_id: int, turn_id: str) -> None:
+        await insert_job(
+            conn,
+            queue=TURN_QUEUE,
+            task=TURN_TASK,
+            lock=conversation_lock(conversation_id),
+            queueing_lock=f"botframework:turn:{turn_id}",
+            args={"conversation_id": conversation_id, "turn_id": turn_id},
+        )
+
+    def submitted(self, conversation_id: int, turn_id: str) -> None:
+        return None  # procrastinate's insert trigger has already woken the workers
+
+    async def take_waiting(self, conversation_id: int, running: str) -> list[str]:
+        async with self.db.read() as conn:
+            return await queued_turns(conn, conversation_id=conversation_id, running=running)
+
+    def sink(self, turn_id: str, local: ReplySink) -> ReplySink:
+        return RelaySink(self.publisher, turn_id)
+
+    def hands_over(self, adapter: ChannelAdapter[Any]) -> bool:
+        return adapter.replies_on_connection
+
+    async def hand_over(self, delivery: DeliveryRecord) -> None:
+        self.publisher.publish(LiveEvent(turn_id=delivery.turn_id, kind="done"))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        if self.role is not Role.WORKER:
+            self.listener = RelayListener(
+                dsn=libpq_dsn(self.db.url),
+                on_event=self._on_event,
+                sweep=self._sweep,
+                sweep_interval_s=self._sweep_interval_s,
+            )
+            self.listener.start()
+        if self.role is not Role.INGRESS:
+            self.worker = QueueWorker(
+                runtime=runtime,
+                concurrency=self.concurrency,
+                heartbeat_s=self.config.heartbeat_s,
+                stalled_after_s=self.config.stalled_after_s,
+            )
+            self._worker_task = asyncio.create_task(self.worker.run(self._stop), name="queue-worker")
+
+    async def start_adapter(self, adapter: ChannelAdapter[Any]) -> None:
+        if self.role is not Role.WORKER:
+            await adapter.start()
+
+    async def close(self) -> None:
+        """Finish (or hand back) running turns first, then flush what they published."""
+        self._stop.set()
+        if self._worker_task is not None:
+            await self._worker_task
+        await self.publisher.close()
+        if self.listener is not None:
+            await self.listener.close()
+
+    # -- the connection-holding side -----------------------------------------------------------
+
+    async def _on_event(self, event: LiveEvent) -> None:
+        assert self._runtime is not None
+        if event.kind == "done":
+            await self._deliver_stored(event.turn_id)
+            return
+        sink = self._runtime.live_sink(event.turn_id)
+        if sink is None:
+            return
+        if event.kind == "delta":
+            await sink.delta(event.text)
+        elif event.kind == "reset":
+            await sink.reset()
+        elif event.kind == "notice" and (notice := getattr(sink, "notice", None)) is not None:
+            await notice(event.text)
+
+    async def _deliver_stored(self, turn_id: str) -> None:
+        assert self._runtime is not None
+        async with self.db.read() as conn:
+            delivery = await delivery_for_turn(conn, turn_id)
+        if delivery is not None and delivery.status is DeliveryStatus.PENDING:
+            await self._runtime.deliver_here(delivery)
+
+    async def _sweep(self) -> None:
+        """Turns this process holds a live sink for: send stored replies, forget finished turns."""
+        assert self._runtime is not None
+        for turn_id in self._runtime.live_turns():
+            async with self.db.read() as conn:
+                record = await turn_record(conn, turn_id)
+                delivery = await delivery_for_turn(conn, turn_id) if record is not None else None
+            if delivery is not None and delivery.status is DeliveryStatus.PENDING:
+                await self._runtime.deliver_here(delivery)
+            elif record is None or not record.status.is_open:
+                self._runtime.forget_sink(turn_id)

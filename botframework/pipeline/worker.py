@@ -1,0 +1,167 @@
+"""``botframework worker``: run turns from the shared queue with procrastinate.
+
+Stalled jobs: each worker heartbeats into ``procrastinate_workers``; a sweeper in every worker puts
+back (``retry_job``) the running jobs of a worker whose heartbeat is older than ``stalled_after_s``,
+so a killed worker's turns run again elsewhere. The sweeper waits until its own database connection
+has been healthy for ``stalled_after_s``: after a database outage every heartbeat looks old, and the
+other workers need that long to send a fresh one.
+
+Shutdown (SIGTERM): the worker stops taking jobs, lets running turns finish within the server's
+``shutdown_timeout_s``, then cancels the rest; a cancelled turn raises ``HandedBack``, which the
+task's retry strategy turns into a job back in the queue, for another worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import procrastinate
+
+from botframework.errors import StorageError
+from botframework.pipeline.roles import libpq_dsn
+from storage.turns import turn_record
+
+if TYPE_CHECKING:
+    from botframework.runtime import Runtime
+
+__all__ = ["TURN_QUEUE", "TURN_TASK", "HandedBack", "QueueWorker", "TurnNotFinished"]
+
+log = logging.getLogger("botframework.pipeline.worker")
+
+TURN_TASK = "botframework.turn"
+TURN_QUEUE = "botframework_turns"
+
+
+class HandedBack(Exception):
+    """The worker stopped while the turn ran: the job goes back to the queue."""
+
+
+class TurnNotFinished(Exception):
+    """The turn is still open after running (the database failed throughout): run the job again."""
+
+
+class QueueWorker:
+    """A procrastinate worker running this process's ``Runtime`` turns; restarts after database outages."""
+
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        concurrency: int,
+        heartbeat_s: float,
+        stalled_after_s: float,
+        name: str = "botframework",
+    ) -> None:
+        self.runtime = runtime
+        self.concurrency = concurrency
+        self.heartbeat_s = heartbeat_s
+        self.stalled_after_s = stalled_after_s
+        self.name = name
+        self.running = 0
+        """Turns this worker runs right now."""
+        self.app = procrastinate.App(
+            connector=procrastinate.PsycopgConnector(
+                conninfo=libpq_dsn(runtime.db.url), min_size=1, max_size=max(4, concurrency + 2), timeout=10
+            )
+        )
+        self.app.task(
+            name=TURN_TASK,
+            queue=TURN_QUEUE,
+            retry=procrastinate.RetryStrategy(wait=1, retry_exceptions={HandedBack, TurnNotFinished, StorageError}),
+        )(self._turn)
+        logging.getLogger("procrastinate").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+    async def _turn(self, conversation_id: int, turn_id: str) -> None:
+        self.running += 1
+        try:
+            await self.runtime.run_queued_turn(conversation_id, turn_id)
+        except asyncio.CancelledError:
+            log.info("turn %s goes back to the queue: this worker is stopping", turn_id)
+            raise HandedBack(turn_id) from None
+        finally:
+            self.running -= 1
+        async with self.runtime.db.read() as conn:
+            record = await turn_record(conn, turn_id)
+        if record is not None and record.status.is_open:
+            raise TurnNotFinished(turn_id)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until ``stop`` is set; then finish or hand back running turns."""
+        shutdown_s = self.runtime.config.server.shutdown_timeout_s
+        delay = 0.5
+        async with self.app.open_async():
+            sweeper = asyncio.create_task(self._recover_stalled(), name="stalled-jobs")
+            try:
+                while not stop.is_set():
+                    worker = asyncio.create_task(
+                        self.app.run_worker_async(
+                            queues=[TURN_QUEUE],
+                            name=self.name,
+                            concurrency=self.concurrency,
+                            install_signal_handlers=False,
+                            update_heartbeat_interval=self.heartbeat_s,
+                            stalled_worker_timeout=self.stalled_after_s,
+                            shutdown_graceful_timeout=shutdown_s,
+                            delete_jobs="successful",
+                            fetch_job_polling_interval=1.0,
+                        ),
+                        name="procrastinate-worker",
+                    )
+                    stopping = asyncio.create_task(stop.wait())
+                    await asyncio.wait({worker, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    stopping.cancel()
+                    if stop.is_set():
+                        worker.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, Exception):
+                            await worker
+                        break
+                    try:
+                        worker.result()
+                        log.warning("the queue worker stopped; restarting it in %ss", delay)
+                    except Exception as exc:
+                        log.warning(
+                            "the queue worker stopped (%s: %s); restarting it in %ss", type(exc).__name__, exc, delay
+                        )
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), delay)
+                    delay = min(delay * 2, 5.0)
+            finally:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+
+    async def _recover_stalled(self) -> None:
+        healthy_since: float | None = None
+        manager = self.app.job_manager
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            try:
+                stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=self.stalled_after_s))
+            except Exception as exc:  # the database is away: heartbeats are meaningless until it is back
+                if healthy_since is not None:
+                    log.warning("stalled-job check failed: %s: %s", type(exc).__name__, exc)
+                healthy_since = None
+                continue
+            now = time.monotonic()
+            if healthy_since is None:
+                healthy_since = now
+            if now - healthy_since < self.stalled_after_s:
+                continue
+            for job in stalled:
+                try:
+                    await manager.retry_job(job)
+                except Exception as exc:  # another worker's sweeper was first
+                    log.debug("job %s was not put back: %s", job.id, exc)
+                    continue
+                log.warning(
+                    "job %s (%s) of a worker that stopped sending heartbeats goes back to the queue",
+                    job.id,
+                    job.task_name,
+                )
+
+    def state(self) -> dict[str, Any]:
+        return {"concurrency": self.concurrency, "running": self.running}
