@@ -92,7 +92,7 @@ def _metrics_handler(runtime: Runtime, *, public: bool, host: str) -> Handler:
 
 def _healthz_handler(runtime: Runtime) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def healthz(_request: web.Request) -> web.Response:
-        return web.json_response(health_report(runtime.adapters.values()))
+        return web.json_response({**health_report(runtime.adapters.values()), **await runtime.queue.health()})
 
     return healthz
 

@@ -66,6 +66,10 @@ class TurnQueue(Protocol):
     async def close(self) -> None:
         """Stop the background work; called before the database closes."""
 
+    async def health(self) -> dict[str, Any]:
+        """What ``/healthz`` adds for this queue: a shared queue reports the process's role and the
+        queue's state (no tenant names: the endpoint is public)."""
+
 
 class EmbeddedQueue:
     """One process does everything: turns run in this process's per-conversation scheduler."""
@@ -102,3 +106,6 @@ class EmbeddedQueue:
 
     async def close(self) -> None:
         return None
+
+    async def health(self) -> dict[str, Any]:
+        return {}  # one process: ``/healthz`` stays as it always was

@@ -15,12 +15,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from botframework.config.schema import QueueConfig
+from botframework.errors import StorageError
+from botframework.metrics import Metrics
 from botframework.pipeline.relay import LiveEvent, RelayListener, RelayPublisher, RelaySink
 from botframework.pipeline.roles import Role, libpq_dsn
 from botframework.pipeline.worker import TURN_QUEUE, TURN_TASK, QueueWorker
@@ -28,7 +33,7 @@ from botframework.states import DeliveryStatus
 from botframework.turn import ReplySink
 from storage.db import Database
 from storage.deliveries import delivery_for_turn
-from storage.queue import insert_job, queued_turns
+from storage.queue import QueueState, insert_job, queue_state, queued_turns
 from storage.turns import turn_record
 
 if TYPE_CHECKING:
@@ -36,7 +41,7 @@ if TYPE_CHECKING:
     from botframework.runtime import Runtime
     from storage.deliveries import DeliveryRecord
 
-__all__ = ["ProcrastinateQueue", "conversation_lock"]
+__all__ = ["ProcrastinateQueue", "QueueGauges", "conversation_lock"]
 
 log = logging.getLogger("botframework.pipeline")
 
@@ -71,6 +76,8 @@ class ProcrastinateQueue:
         self._worker_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._runtime: Runtime | None = None
+        self._gauges: QueueGauges | None = None
+        self._gauge_task: asyncio.Task[None] | None = None
 
     async def enqueue(self, conn: AsyncConnection, *, conversation_id: int, turn_id: str) -> None:
         await insert_job(
@@ -118,6 +125,8 @@ class ProcrastinateQueue:
                 stalled_after_s=self.config.stalled_after_s,
             )
             self._worker_task = asyncio.create_task(self.worker.run(self._stop), name="queue-worker")
+        self._gauges = QueueGauges(runtime.metrics)
+        self._gauge_task = asyncio.create_task(self._refresh_gauges(), name="queue-gauges")
 
     async def start_adapter(self, adapter: ChannelAdapter[Any]) -> None:
         if self.role is not Role.WORKER:
@@ -126,11 +135,38 @@ class ProcrastinateQueue:
     async def close(self) -> None:
         """Finish (or hand back) running turns first, then flush what they published."""
         self._stop.set()
+        if self._gauge_task is not None:
+            self._gauge_task.cancel()
         if self._worker_task is not None:
             await self._worker_task
         await self.publisher.close()
         if self.listener is not None:
             await self.listener.close()
+
+    # -- operations ----------------------------------------------------------------------------
+
+    async def state(self) -> QueueState:
+        async with self.db.read() as conn:
+            return await queue_state(conn, stale_after_s=self.config.stalled_after_s)
+
+    async def health(self) -> dict[str, Any]:
+        queue: dict[str, Any] = {"engine": self.name}
+        try:
+            queue.update(dataclasses.asdict(await self.state()))
+        except StorageError:
+            queue["error"] = "the database is unreachable"
+        if self.listener is not None:
+            queue["relay_connected"] = self.listener.connected
+        if self.worker is not None:
+            queue["this_worker"] = self.worker.state()
+        return {"role": str(self.role), "queue": queue}
+
+    async def _refresh_gauges(self) -> None:
+        assert self._gauges is not None
+        while True:
+            with contextlib.suppress(StorageError):  # the gauges keep their last values meanwhile
+                self._gauges.update(await self.state())
+            await asyncio.sleep(max(1.0, self.config.heartbeat_s))
 
     # -- the connection-holding side -----------------------------------------------------------
 
@@ -167,3 +203,27 @@ class ProcrastinateQueue:
                 await self._runtime.deliver_here(delivery)
             elif record is None or not record.status.is_open:
                 self._runtime.forget_sink(turn_id)
+
+
+class QueueGauges:
+    """``/metrics`` for the shared queue, refreshed in the background (a scrape never waits on SQL)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        r = metrics.registry
+        self._depth = metrics.queue_depth
+        self.jobs = Gauge("botframework_queue_jobs", "Turn jobs in the shared queue", ["state"], registry=r)
+        self.oldest = Gauge(
+            "botframework_queue_oldest_job_seconds", "Age of the oldest turn job not started", registry=r
+        )
+        self.workers = Gauge("botframework_queue_workers", "Workers with a recent heartbeat", registry=r)
+        self.heartbeat = Gauge(
+            "botframework_queue_heartbeat_age_seconds", "Seconds since the freshest worker heartbeat", registry=r
+        )
+
+    def update(self, state: QueueState) -> None:
+        self.jobs.labels("waiting").set(state.waiting)
+        self.jobs.labels("running").set(state.running)
+        self.oldest.set(state.oldest_waiting_s)
+        self.workers.set(state.workers)
+        self.heartbeat.set(state.newest_heartbeat_age_s if state.newest_heartbeat_age_s is not None else float("nan"))
+        self._depth.set(state.waiting + state.running)

@@ -9,6 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from botframework.testing import wait_until
 from tests.e2e.support import ChatClient, by_reply_to
 from tests.fakes import RecordedRequest, Reply
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -66,11 +67,13 @@ async def test_ingress_and_two_workers_answer_every_message_once_when_a_worker_i
                 assert {"w1", "w2"} <= before_kill, f"not both workers answered before the kill: {before_kill}"
 
                 await asyncio.gather(*(burst(u, 2, 3) for u in USERS))
-                async with asyncio.timeout(30):  # kill w1 while it is mid-turn
-                    while not any(
+
+                async def w1_mid_round_2() -> bool:
+                    return any(
                         r.headers.get("x-process") == "w1" and "r2" in " ".join(_user_texts(r)) for r in model.requests
-                    ):
-                        await asyncio.sleep(0.05)
+                    )
+
+                await wait_until(w1_mid_round_2, timeout=30, what="w1 to run a round-2 turn")  # kill it mid-turn
                 await asyncio.sleep(0.3)
                 await w1.kill()
                 killed_at = time.monotonic()

@@ -1,0 +1,182 @@
+"""The shared queue in process, on PostgreSQL: the job is written with the message, steering reads the
+database, migrations apply procrastinate's schema, and a stopping worker hands its turn back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+
+from botframework.cli import main
+from botframework.config.schema import Config
+from botframework.errors import StorageError
+from botframework.pipeline import Role
+from botframework.pipeline.relay import LiveEvent, _coalesce
+from botframework.pipeline.scaleout import ProcrastinateQueue, conversation_lock
+from botframework.runtime import Runtime
+from botframework.testing import wait_until
+from botframework.turn import Turn
+from storage.db import Database
+from storage.tables import INBOUND_EVENTS, MESSAGES, TURNS
+from tests.fakes import Reply
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.pipeline.support import needs_postgresql, write_scaleout_config
+
+
+def _config(db_url: str, model_url: str = "http://127.0.0.1:9/v1") -> Config:
+    return Config.model_validate(
+        {
+            "storage": {"url": db_url},
+            "queue": {"engine": "procrastinate", "heartbeat_s": 0.5, "stalled_after_s": 2},
+            "server": {"shutdown_timeout_s": 0.5},
+            "models": {
+                "main": {"provider": "openai", "model": "gpt-4o-mini", "base_url": model_url, "api_key": "sk-test"}
+            },
+            "tenants": {"acme": {"agent": {"model": "main"}}},
+        }
+    )
+
+
+def _turn(event_id: str, text: str, user: str = "u1") -> Turn:
+    return Turn(tenant="acme", channel="test", event_id=event_id, conversation_key=user, user_id=user, text=text)
+
+
+def _runtime(config: Config, role: Role) -> Runtime:
+    db = Database(config.storage.url)
+    return Runtime(
+        config=config, db=db, channels=False, queue=ProcrastinateQueue(db=db, role=role, config=config.queue)
+    )
+
+
+@pytest.fixture
+async def ingress(db_url: str) -> AsyncIterator[Runtime]:
+    runtime = _runtime(_config(db_url), Role.INGRESS)
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
+async def _jobs(db: Database) -> list[Any]:
+    async with db.read() as conn:
+        return list(
+            (await conn.execute(text("SELECT lock, queueing_lock, args, status FROM procrastinate_jobs ORDER BY id")))
+            .mappings()
+            .all()
+        )
+
+
+@pytest.mark.parametrize(
+    ("argv", "what"), [(["worker"], "botframework worker"), (["serve", "--role", "ingress"], "serve --role ingress")]
+)
+def test_worker_and_ingress_refuse_sqlite_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], what: str
+) -> None:
+    config = write_scaleout_config(
+        tmp_path / "bot.yaml",
+        db_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+        model_base_url="http://127.0.0.1:9/v1",
+    )
+    assert main([*argv, "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert what in err and "PostgreSQL" in err and "postgresql+asyncpg://" in err
+    assert not (tmp_path / "bot.db").exists(), "refused before touching the database"
+
+
+def test_live_deltas_of_one_turn_are_coalesced_and_split_to_fit_a_notify() -> None:
+    events = [LiveEvent(turn_id="a", kind="delta", text="x" * 1500) for _ in range(3)]
+    events += [LiveEvent(turn_id="b", kind="delta", text="y"), LiveEvent(turn_id="a", kind="done")]
+    out = _coalesce(events)
+    assert [(e.turn_id, e.kind, len(e.text)) for e in out] == [
+        ("a", "delta", 2000),
+        ("a", "delta", 2000),
+        ("a", "delta", 500),
+        ("b", "delta", 1),
+        ("a", "done", 0),
+    ]
+    assert all(len(e.payload().encode()) < 8000 for e in out)
+
+
+@needs_postgresql
+async def test_migrations_apply_procrastinates_schema_once(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        await db.upgrade()
+        await db.upgrade()  # idempotent
+        async with db.read() as conn:
+            assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar() == "0005"
+            assert (await conn.execute(text("SELECT count(*) FROM procrastinate_jobs"))).scalar() == 0
+            assert (
+                await conn.execute(text("SELECT to_regprocedure('procrastinate_fetch_job_v2(varchar[], bigint)')"))
+            ).scalar()
+    finally:
+        await db.close()
+
+
+@needs_postgresql
+async def test_an_accepted_message_and_its_job_commit_together_and_a_redelivery_makes_no_second_job(
+    ingress: Runtime,
+) -> None:
+    first = await ingress.ingest(_turn("e1", "hello"))
+    again = await ingress.ingest(_turn("e1", "hello"))
+    assert again.duplicate and again.turn_id == first.turn_id
+    [job] = await _jobs(ingress.db)
+    assert job["lock"] == conversation_lock(first.conversation_id)
+    assert job["args"] == {"conversation_id": first.conversation_id, "turn_id": first.turn_id}
+    assert job["status"] == "todo"
+
+
+@needs_postgresql
+async def test_a_failed_enqueue_stores_nothing(ingress: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*_a: Any, **_k: Any) -> None:
+        raise StorageError("database write failed (postgresql): the queue is gone (simulated)")
+
+    monkeypatch.setattr(ingress.queue, "enqueue", broken)
+    with pytest.raises(StorageError):
+        await ingress.ingest(_turn("e1", "hello"))
+    async with ingress.db.read() as conn:
+        for table in (INBOUND_EVENTS, MESSAGES, TURNS):
+            assert (await conn.execute(select(func.count()).select_from(table))).scalar() == 0
+    assert await _jobs(ingress.db) == []
+
+
+@needs_postgresql
+async def test_steering_takes_the_conversations_queued_turns_from_the_database(ingress: Runtime) -> None:
+    t1 = await ingress.ingest(_turn("e1", "one"))
+    t2 = await ingress.ingest(_turn("e2", "two"))
+    t3 = await ingress.ingest(_turn("e3", "three"))
+    other = await ingress.ingest(_turn("e4", "elsewhere", user="u2"))
+    waiting = await ingress.queue.take_waiting(t1.conversation_id, t1.turn_id)
+    assert waiting == [t2.turn_id, t3.turn_id]
+    assert other.turn_id not in waiting
+
+
+@needs_postgresql
+async def test_a_stopping_worker_hands_its_running_turn_back_to_the_queue(db_url: str) -> None:
+    async with FakeOpenAIServer(default=Reply(text="slow", chunks=20, chunk_delay_s=0.5)) as model:
+        config = _config(db_url, model.base_url)
+        ingress = _runtime(config, Role.INGRESS)
+        await ingress.start()
+        worker = _runtime(config, Role.WORKER)
+        await worker.start()
+        try:
+            await ingress.ingest(_turn("e1", "hello"))
+            await asyncio.wait_for(model.wait_for_requests(1), 20)
+
+            async def running() -> bool:
+                return [j["status"] for j in await _jobs(ingress.db)] == ["doing"]
+
+            await wait_until(running, what="the worker to take the job")
+            await worker.stop()  # shutdown_timeout_s 0.5: the turn cannot finish
+            jobs = await _jobs(ingress.db)
+            assert [j["status"] for j in jobs] == ["todo"], jobs
+            async with ingress.db.read() as conn:
+                assert (await conn.execute(select(TURNS.c.status))).scalar() == "running"
+        finally:
+            await ingress.stop()
