@@ -227,6 +227,13 @@ class ChannelAdapter(ABC, Generic[C]):
         return None
 
     @property
+    def holds_gateway(self) -> bool:
+        """True when :meth:`start` opens a long-lived outgoing connection (a gateway, socket mode, a
+        long poll) that the vendor allows once per bot: with several processes only the holder of the
+        channel's lease starts the adapter, and replies on this channel are sent by that process."""
+        return False
+
+    @property
     def holds_replies(self) -> bool:
         """True when the adapter hands replies out itself, in its answer to a later vendor request (a
         callback response): the core then records each reply as pending and never calls :meth:`deliver`;

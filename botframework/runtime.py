@@ -434,7 +434,7 @@ class Runtime:
     async def deliver_here(self, delivery: DeliveryRecord) -> None:
         """Send a stored reply through this process's adapter (the one holding the connection)."""
         self._sinks.pop(delivery.turn_id, None)
-        await self._deliver(delivery, retry=False, here=True)
+        await self._deliver(delivery, here=True)
 
     async def run_queued_turn(self, conversation_id: int, turn_id: str) -> None:
         """Run a turn a shared queue handed to this process (a worker)."""
@@ -558,7 +558,7 @@ class Runtime:
             await adapter.deliver(outbound)
         except Exception as exc:
             retryable = exc.retryable if isinstance(exc, DeliveryError) else True
-            if handed and retryable:
+            if handed and retryable and adapter.replies_on_connection:
                 return  # the user is not connected to this process: another one, or a reconnect, sends it
             if not isinstance(exc, DeliveryError):
                 log.exception("the %s adapter failed to deliver turn %s", delivery.channel, delivery.turn_id)

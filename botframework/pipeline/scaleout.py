@@ -26,13 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from botframework.config.schema import QueueConfig
 from botframework.errors import StorageError
 from botframework.metrics import Metrics
+from botframework.pipeline.lease import GatewayLease
 from botframework.pipeline.relay import LiveEvent, RelayListener, RelayPublisher, RelaySink
 from botframework.pipeline.roles import Role, libpq_dsn
 from botframework.pipeline.worker import TURN_QUEUE, TURN_TASK, QueueWorker
 from botframework.states import DeliveryStatus
 from botframework.turn import ReplySink
 from storage.db import Database
-from storage.deliveries import delivery_for_turn
+from storage.deliveries import delivery_for_turn, pending_deliveries
 from storage.queue import QueueState, insert_job, queue_state, queued_turns
 from storage.turns import turn_record
 
@@ -77,6 +78,7 @@ class ProcrastinateQueue:
         self._stop = asyncio.Event()
         self._runtime: Runtime | None = None
         self._gauges: QueueGauges | None = None
+        self.leases: dict[tuple[str, str], GatewayLease] = {}
         self._gauge_task: asyncio.Task[None] | None = None
 
     async def enqueue(self, conn: AsyncConnection, *, conversation_id: int, turn_id: str) -> None:
@@ -100,7 +102,7 @@ class ProcrastinateQueue:
         return RelaySink(self.publisher, turn_id)
 
     def hands_over(self, adapter: ChannelAdapter[Any]) -> bool:
-        return adapter.replies_on_connection
+        return adapter.replies_on_connection or adapter.holds_gateway
 
     async def hand_over(self, delivery: DeliveryRecord) -> None:
         self.publisher.publish(LiveEvent(turn_id=delivery.turn_id, kind="done"))
@@ -129,8 +131,28 @@ class ProcrastinateQueue:
         self._gauge_task = asyncio.create_task(self._refresh_gauges(), name="queue-gauges")
 
     async def start_adapter(self, adapter: ChannelAdapter[Any]) -> None:
-        if self.role is not Role.WORKER:
+        """Workers start no adapter; a gateway adapter starts where its lease is held."""
+        if self.role is Role.WORKER:
+            return
+        if not adapter.holds_gateway:
             await adapter.start()
+            return
+        name = f"botframework:gateway:{adapter.tenant}:{adapter.name}"
+
+        async def acquired() -> None:
+            await adapter.start()
+            await self._deliver_pending(adapter)
+
+        lease = GatewayLease(dsn=libpq_dsn(self.db.url), name=name, on_acquired=acquired, on_lost=adapter.stop)
+        self.leases[(adapter.tenant, adapter.name)] = lease
+        lease.start()
+
+    def holds(self, adapter: ChannelAdapter[Any]) -> bool:
+        """Whether replies on this adapter may be sent from this process."""
+        if adapter.holds_gateway:
+            lease = self.leases.get((adapter.tenant, adapter.name))
+            return lease is not None and lease.held
+        return adapter.replies_on_connection
 
     async def close(self) -> None:
         """Finish (or hand back) running turns first, then flush what they published."""
@@ -142,6 +164,8 @@ class ProcrastinateQueue:
         await self.publisher.close()
         if self.listener is not None:
             await self.listener.close()
+        for lease in self.leases.values():
+            await lease.close()
 
     # -- operations ----------------------------------------------------------------------------
 
@@ -189,7 +213,18 @@ class ProcrastinateQueue:
         assert self._runtime is not None
         async with self.db.read() as conn:
             delivery = await delivery_for_turn(conn, turn_id)
-        if delivery is not None and delivery.status is DeliveryStatus.PENDING:
+        if delivery is None or delivery.status is not DeliveryStatus.PENDING:
+            return
+        adapter = self._runtime.adapters.get((delivery.tenant, delivery.channel))
+        if adapter is not None and self.holds(adapter):
+            await self._runtime.deliver_here(delivery)
+
+    async def _deliver_pending(self, adapter: ChannelAdapter[Any]) -> None:
+        """Replies produced while no process held this gateway go out from its new holder."""
+        assert self._runtime is not None
+        async with self.db.read() as conn:
+            pending = await pending_deliveries(conn, tenant=adapter.tenant, channel=adapter.name)
+        for delivery in pending:
             await self._runtime.deliver_here(delivery)
 
     async def _sweep(self) -> None:
