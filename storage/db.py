@@ -63,7 +63,7 @@ class Database:
         try:
             async with self.engine.connect() as conn:
                 yield conn
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:  # OSError: asyncpg cannot even connect (server down)
             raise StorageError(f"database read failed ({self.dialect}): {exc}") from exc
 
     @asynccontextmanager
@@ -76,7 +76,7 @@ class Database:
             else:
                 async with self._write_lock, self.engine.begin() as conn:
                     yield conn
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise StorageError(f"database write failed ({self.dialect}): {exc}") from exc
 
     async def upgrade(self, revision: str = "head") -> None:

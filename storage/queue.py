@@ -16,12 +16,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from botframework.states import TurnStatus
 from storage.tables import TURNS
 
-__all__ = ["QueueState", "insert_job", "queue_state", "queued_turns"]
+__all__ = ["QueueState", "insert_job", "queue_state", "queued_turns", "requeue_orphans"]
 
 _INSERT = text(
     "INSERT INTO procrastinate_jobs (queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at) "
     "VALUES (:queue, :task, 0, :lock, :queueing_lock, CAST(:args AS jsonb), :scheduled_at)"
 )
+_ORPHANS = text(
+    "INSERT INTO procrastinate_jobs (queue_name, task_name, priority, lock, queueing_lock, args) "
+    "SELECT CAST(:queue AS varchar), CAST(:task AS varchar), 0,"
+    " CAST(:lock_prefix AS text) || t.conversation_id, CAST(:turn_prefix AS text) || t.id,"
+    " jsonb_build_object('conversation_id', t.conversation_id, 'turn_id', t.id)"
+    " FROM turns t WHERE t.status IN ('queued', 'running')"
+    " AND t.created_at < now() - make_interval(secs => CAST(:min_age_s AS float8)) AND NOT EXISTS ("
+    " SELECT 1 FROM procrastinate_jobs j WHERE j.status IN ('todo', 'doing') AND j.task_name = :task"
+    " AND j.args->>'turn_id' = t.id)"
+    " ORDER BY t.created_at, t.id ON CONFLICT DO NOTHING"
+)
+LOCK_PREFIX = "botframework:conversation:"
+TURN_LOCK_PREFIX = "botframework:turn:"
 
 
 async def insert_job(
@@ -45,6 +58,22 @@ async def insert_job(
             "scheduled_at": scheduled_at,
         },
     )
+
+
+async def requeue_orphans(conn: AsyncConnection, *, queue: str, task: str, min_age_s: float = 60.0) -> int:
+    """A job for every open turn older than ``min_age_s`` that has none waiting or running (a turn
+    another process is still starting, e.g. ``botframework chat``, is younger); returns how many."""
+    result = await conn.execute(
+        _ORPHANS,
+        {
+            "queue": queue,
+            "task": task,
+            "lock_prefix": LOCK_PREFIX,
+            "turn_prefix": TURN_LOCK_PREFIX,
+            "min_age_s": min_age_s,
+        },
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def queued_turns(conn: AsyncConnection, *, conversation_id: int, running: str) -> list[str]:

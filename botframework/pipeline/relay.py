@@ -110,7 +110,7 @@ class RelayPublisher:
             async with self._db.write() as conn:
                 for event in events:
                     await conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": event.payload()})
-        except StorageError as exc:
+        except (StorageError, OSError) as exc:
             log.warning("could not relay %d live event(s) (the stored replies still go out): %s", len(events), exc)
 
     async def flush(self, timeout: float = 5.0) -> None:
@@ -192,7 +192,7 @@ class RelayListener:
     async def _run_sweep(self) -> None:
         try:
             await self._sweep()
-        except StorageError as exc:
+        except (StorageError, OSError) as exc:
             log.warning("the reply sweep failed (retried shortly): %s", exc)
 
     async def _listen(self) -> None:

@@ -34,7 +34,7 @@ from botframework.states import DeliveryStatus
 from botframework.turn import ReplySink
 from storage.db import Database
 from storage.deliveries import delivery_for_turn, pending_deliveries
-from storage.queue import QueueState, insert_job, queue_state, queued_turns
+from storage.queue import LOCK_PREFIX, TURN_LOCK_PREFIX, QueueState, insert_job, queue_state, queued_turns
 from storage.turns import turn_record
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ log = logging.getLogger("botframework.pipeline")
 
 
 def conversation_lock(conversation_id: int) -> str:
-    return f"botframework:conversation:{conversation_id}"
+    return f"{LOCK_PREFIX}{conversation_id}"
 
 
 class ProcrastinateQueue:
@@ -87,7 +87,7 @@ class ProcrastinateQueue:
             queue=TURN_QUEUE,
             task=TURN_TASK,
             lock=conversation_lock(conversation_id),
-            queueing_lock=f"botframework:turn:{turn_id}",
+            queueing_lock=f"{TURN_LOCK_PREFIX}{turn_id}",
             args={"conversation_id": conversation_id, "turn_id": turn_id},
         )
 

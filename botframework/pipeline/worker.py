@@ -9,6 +9,11 @@ other workers need that long to send a fresh one.
 Shutdown (SIGTERM): the worker stops taking jobs, lets running turns finish within the server's
 ``shutdown_timeout_s``, then cancels the rest; a cancelled turn raises ``HandedBack``, which the
 task's retry strategy turns into a job back in the queue, for another worker.
+
+Database outage: procrastinate stops a worker whose heartbeat or listener fails. Its running turns
+are cancelled at once (they are then stalled jobs of a worker that no longer heartbeats, which
+another sweeper puts back once the database is back), never left running: a turn still running
+under a silent worker id would be started a second time elsewhere. The worker is then restarted.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
+from procrastinate.worker import Worker
 
 from botframework.errors import StorageError
 from botframework.pipeline.roles import libpq_dsn
+from storage.queue import requeue_orphans
 from storage.turns import turn_record
 
 if TYPE_CHECKING:
@@ -71,51 +78,57 @@ class QueueWorker:
         self.app.task(
             name=TURN_TASK,
             queue=TURN_QUEUE,
-            retry=procrastinate.RetryStrategy(wait=1, retry_exceptions={HandedBack, TurnNotFinished, StorageError}),
+            retry=procrastinate.RetryStrategy(wait=1, retry_exceptions={HandedBack, TurnNotFinished}),
         )(self._turn)
         logging.getLogger("procrastinate").setLevel(max(logging.WARNING, logging.getLogger().level))
+        for name in ("procrastinate.utils", "procrastinate.worker", "procrastinate.manager", "procrastinate.periodic"):
+            logging.getLogger(name).addFilter(_outage_records)
 
     async def _turn(self, conversation_id: int, turn_id: str) -> None:
         self.running += 1
         try:
             await self.runtime.run_queued_turn(conversation_id, turn_id)
+            async with self.runtime.db.read() as conn:
+                record = await turn_record(conn, turn_id)
         except asyncio.CancelledError:
             log.info("turn %s goes back to the queue: this worker is stopping", turn_id)
             raise HandedBack(turn_id) from None
+        except (StorageError, OSError) as exc:  # the database is away: run the job again shortly
+            raise TurnNotFinished(f"{turn_id}: {type(exc).__name__}: {exc}") from None
         finally:
             self.running -= 1
-        async with self.runtime.db.read() as conn:
-            record = await turn_record(conn, turn_id)
         if record is not None and record.status.is_open:
             raise TurnNotFinished(turn_id)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop`` is set; then finish or hand back running turns."""
         shutdown_s = self.runtime.config.server.shutdown_timeout_s
+        asyncio.get_running_loop().set_exception_handler(_quiet_outages)
+        await self._requeue_orphans()
         delay = 0.5
         async with self.app.open_async():
             sweeper = asyncio.create_task(self._recover_stalled(), name="stalled-jobs")
             try:
                 while not stop.is_set():
-                    worker = asyncio.create_task(
-                        self.app.run_worker_async(
-                            queues=[TURN_QUEUE],
-                            name=self.name,
-                            concurrency=self.concurrency,
-                            install_signal_handlers=False,
-                            update_heartbeat_interval=self.heartbeat_s,
-                            stalled_worker_timeout=self.stalled_after_s,
-                            shutdown_graceful_timeout=shutdown_s,
-                            delete_jobs="successful",
-                            fetch_job_polling_interval=1.0,
-                        ),
-                        name="procrastinate-worker",
+                    engine = Worker(
+                        self.app,
+                        queues=[TURN_QUEUE],
+                        name=self.name,
+                        concurrency=self.concurrency,
+                        install_signal_handlers=False,
+                        update_heartbeat_interval=self.heartbeat_s,
+                        stalled_worker_timeout=self.stalled_after_s,
+                        shutdown_graceful_timeout=0,
+                        delete_jobs="successful",
+                        fetch_job_polling_interval=1.0,
                     )
+                    worker = asyncio.create_task(engine.run(), name="procrastinate-worker")  # type: ignore[no-untyped-call]
                     stopping = asyncio.create_task(stop.wait())
                     await asyncio.wait({worker, stopping}, return_when=asyncio.FIRST_COMPLETED)
                     stopping.cancel()
                     if stop.is_set():
-                        worker.cancel()
+                        engine.shutdown_graceful_timeout = shutdown_s
+                        engine.stop()  # type: ignore[no-untyped-call]
                         with contextlib.suppress(asyncio.CancelledError, Exception):
                             await worker
                         break
@@ -163,5 +176,45 @@ class QueueWorker:
                     job.task_name,
                 )
 
+    async def _requeue_orphans(self) -> None:
+        """Open turns without a job (its job failed on a bug, or the turn was accepted by the embedded
+        queue before this deployment scaled out) get one again."""
+        try:
+            async with self.runtime.db.write() as conn:
+                count = await requeue_orphans(conn, queue=TURN_QUEUE, task=TURN_TASK)
+        except (StorageError, OSError) as exc:
+            log.warning("could not look for open turns without a job: %s", exc)
+            return
+        if count:
+            log.info("%d open turn(s) without a job were queued again", count)
+
     def state(self) -> dict[str, Any]:
         return {"concurrency": self.concurrency, "running": self.running}
+
+
+_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    StorageError,
+    procrastinate.exceptions.ConnectorException,
+)
+
+
+def _outage_records(record: logging.LogRecord) -> bool:
+    """procrastinate logs a lost database connection with a traceback; during an outage that is
+    expected and handled (the worker restarts, stalled jobs are put back): one line instead."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if isinstance(exc, _OUTAGE_ERRORS):
+        record.msg = f"{record.getMessage()} ({type(exc).__name__}: {str(exc).strip()})"
+        record.args = None
+        record.exc_info = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+    return True
+
+
+def _quiet_outages(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """procrastinate's job tasks can end with a lost connection nobody awaits: log one line for that."""
+    exc = context.get("exception")
+    if isinstance(exc, _OUTAGE_ERRORS):
+        log.warning("%s (%s: %s)", context.get("message", "background task failed"), type(exc).__name__, exc)
+        return
+    loop.default_exception_handler(context)

@@ -78,9 +78,9 @@ async def test_the_gateway_holder_is_killed_and_another_process_takes_over_and_a
                 }
             },
         )
-        first = await BotProcess.ingress(config, tmp_path / "a.log", name="a").start()
-        second = await BotProcess.ingress(config, tmp_path / "b.log", name="b").start()
-        worker = await BotProcess.worker(config, tmp_path / "w.log", name="w").start()
+        first = await BotProcess.ingress(config, tmp_path / "a.log", name="proc-a").start()
+        second = await BotProcess.ingress(config, tmp_path / "b.log", name="proc-b").start()
+        worker = await BotProcess.worker(config, tmp_path / "w.log", name="proc-w").start()
         try:
             await gateway.subscribed(timeout=20)
             await asyncio.sleep(3.0)  # the second process keeps trying; it must not connect
@@ -112,6 +112,6 @@ async def test_the_gateway_holder_is_killed_and_another_process_takes_over_and_a
                 await p.stop()
     assert takeover_s < 10
     assert gateway.connections == 2
-    assert {r.headers.get("x-process") for r in model.requests} == {"w"}
+    assert {r.headers.get("x-process") for r in model.requests} == {"proc-w"}
     for p in (second, worker):
         assert p.tracebacks() == [], (p.name, p.log.read_text()[-3000:])

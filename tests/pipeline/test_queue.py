@@ -180,3 +180,20 @@ async def test_a_stopping_worker_hands_its_running_turn_back_to_the_queue(db_url
                 assert (await conn.execute(select(TURNS.c.status))).scalar() == "running"
         finally:
             await ingress.stop()
+
+
+@needs_postgresql
+async def test_a_worker_queues_open_turns_that_lost_their_job_again(ingress: Runtime) -> None:
+    from botframework.pipeline.worker import TURN_QUEUE, TURN_TASK
+    from storage.queue import requeue_orphans
+
+    t1 = await ingress.ingest(_turn("e1", "hello"))
+    async with ingress.db.write() as conn:
+        await conn.execute(text("UPDATE procrastinate_jobs SET status = 'failed'"))
+        assert await requeue_orphans(conn, queue=TURN_QUEUE, task=TURN_TASK) == 0  # too young: maybe starting
+        assert await requeue_orphans(conn, queue=TURN_QUEUE, task=TURN_TASK, min_age_s=0) == 1
+        assert await requeue_orphans(conn, queue=TURN_QUEUE, task=TURN_TASK, min_age_s=0) == 0
+    jobs = await _jobs(ingress.db)
+    assert [j["status"] for j in jobs] == ["failed", "todo"]
+    assert jobs[1]["lock"] == conversation_lock(t1.conversation_id)
+    assert jobs[1]["args"] == {"conversation_id": t1.conversation_id, "turn_id": t1.turn_id}
