@@ -79,6 +79,7 @@ class ProcrastinateQueue:
         self._runtime: Runtime | None = None
         self._gauges: QueueGauges | None = None
         self.leases: dict[tuple[str, str], GatewayLease] = {}
+        self._delivering: set[str] = set()
         self._gauge_task: asyncio.Task[None] | None = None
 
     async def enqueue(self, conn: AsyncConnection, *, conversation_id: int, turn_id: str) -> None:
@@ -210,14 +211,22 @@ class ProcrastinateQueue:
             await notice(event.text)
 
     async def _deliver_stored(self, turn_id: str) -> None:
+        """Send the stored reply of ``turn_id`` from here if it is pending and this process may send
+        it; one attempt at a time per turn (a ``done`` and the sweep can arrive together)."""
         assert self._runtime is not None
-        async with self.db.read() as conn:
-            delivery = await delivery_for_turn(conn, turn_id)
-        if delivery is None or delivery.status is not DeliveryStatus.PENDING:
+        if turn_id in self._delivering:
             return
-        adapter = self._runtime.adapters.get((delivery.tenant, delivery.channel))
-        if adapter is not None and self.holds(adapter):
-            await self._runtime.deliver_here(delivery)
+        self._delivering.add(turn_id)
+        try:
+            async with self.db.read() as conn:
+                delivery = await delivery_for_turn(conn, turn_id)
+            if delivery is None or delivery.status is not DeliveryStatus.PENDING:
+                return
+            adapter = self._runtime.adapters.get((delivery.tenant, delivery.channel))
+            if adapter is not None and self.holds(adapter):
+                await self._runtime.deliver_here(delivery)
+        finally:
+            self._delivering.discard(turn_id)
 
     async def _deliver_pending(self, adapter: ChannelAdapter[Any]) -> None:
         """Replies produced while no process held this gateway go out from its new holder."""
@@ -225,7 +234,7 @@ class ProcrastinateQueue:
         async with self.db.read() as conn:
             pending = await pending_deliveries(conn, tenant=adapter.tenant, channel=adapter.name)
         for delivery in pending:
-            await self._runtime.deliver_here(delivery)
+            await self._deliver_stored(delivery.turn_id)
 
     async def _sweep(self) -> None:
         """Turns this process holds a live sink for: send stored replies, forget finished turns."""
@@ -235,7 +244,7 @@ class ProcrastinateQueue:
                 record = await turn_record(conn, turn_id)
                 delivery = await delivery_for_turn(conn, turn_id) if record is not None else None
             if delivery is not None and delivery.status is DeliveryStatus.PENDING:
-                await self._runtime.deliver_here(delivery)
+                await self._deliver_stored(turn_id)
             elif record is None or not record.status.is_open:
                 self._runtime.forget_sink(turn_id)
 

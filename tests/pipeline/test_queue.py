@@ -197,3 +197,36 @@ async def test_a_worker_queues_open_turns_that_lost_their_job_again(ingress: Run
     assert [j["status"] for j in jobs] == ["failed", "todo"]
     assert jobs[1]["lock"] == conversation_lock(t1.conversation_id)
     assert jobs[1]["args"] == {"conversation_id": t1.conversation_id, "turn_id": t1.turn_id}
+
+
+@needs_postgresql
+async def test_a_done_notice_and_the_sweep_together_send_a_stored_reply_once(
+    ingress: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from botframework.states import DeliveryStatus
+    from botframework.turn import Reply as TurnReply
+    from storage.deliveries import DeliveryRecord, create_delivery, mark_delivery
+
+    accepted = await ingress.ingest(_turn("e1", "hello"))
+    async with ingress.db.write() as conn:
+        await create_delivery(conn, turn_id=accepted.turn_id, tenant="acme", channel="test", reply=TurnReply(text="hi"))
+    ingress.adapters[("acme", "test")] = SimpleNamespace(replies_on_connection=True, holds_gateway=False)  # type: ignore[assignment]
+    sent: list[str] = []
+
+    async def deliver_here(delivery: DeliveryRecord) -> None:
+        sent.append(delivery.turn_id)
+        await asyncio.sleep(0.2)  # the socket write, then the row is marked
+        async with ingress.db.write() as conn:
+            await mark_delivery(conn, delivery.id, status=DeliveryStatus.SENT)
+
+    monkeypatch.setattr(ingress, "deliver_here", deliver_here)
+    queue = ingress.queue
+    assert isinstance(queue, ProcrastinateQueue)
+    try:
+        await asyncio.gather(queue._deliver_stored(accepted.turn_id), queue._deliver_stored(accepted.turn_id))
+        await queue._deliver_stored(accepted.turn_id)
+    finally:
+        del ingress.adapters[("acme", "test")]
+    assert sent == [accepted.turn_id]
