@@ -66,7 +66,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def drive(url: str, *, users: int, turns: int) -> tuple[float, list[float]]:
+async def drive(url: str, *, users: int, turns: int, tag: str) -> tuple[float, list[float]]:
     """Every user sends ``turns`` messages, each after the previous is answered; (seconds, latencies)."""
     latencies: list[float] = []
     async with aiohttp.ClientSession() as http:
@@ -75,8 +75,8 @@ async def drive(url: str, *, users: int, turns: int) -> tuple[float, list[float]
         async def talk(client: ChatClient, u: int) -> None:
             for n in range(turns):
                 sent = time.perf_counter()
-                await client.send(f"m{n}", f"user{u} question {n}")
-                await client.wait_for("done", f"m{n}", timeout=300)
+                await client.send(f"{tag}-{n}", f"user{u} question {n}")
+                await client.wait_for("done", f"{tag}-{n}", timeout=300)
                 latencies.append(time.perf_counter() - sent)
 
         started = time.perf_counter()
@@ -105,8 +105,8 @@ async def workers_run(
             for i in range(workers)
         ]
         try:
-            await drive(ingress.url, users=min(users, 4), turns=1)  # warm-up: connections, encodings
-            elapsed, latencies = await drive(ingress.url, users=users, turns=turns)
+            await drive(ingress.url, users=min(users, 4), turns=1, tag="warm")  # warm-up: connections, encodings
+            elapsed, latencies = await drive(ingress.url, users=users, turns=turns, tag="run")
         finally:
             for p in (*procs, ingress):
                 await p.stop()
@@ -127,8 +127,8 @@ async def single_process_run(pg_url: str, tmp: Path, *, engine: str, turns: int)
         )
         serve = await BotProcess.ingress(config, tmp / f"{engine}.log", name=engine, role="all").start()
         try:
-            await drive(serve.url, users=1, turns=5)
-            _elapsed, latencies = await drive(serve.url, users=1, turns=turns)
+            await drive(serve.url, users=1, turns=5, tag="warm")
+            _elapsed, latencies = await drive(serve.url, users=1, turns=turns, tag="run")
         finally:
             await serve.stop()
     return {"p50_ms": percentile(latencies, 0.5) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000}

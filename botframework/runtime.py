@@ -436,6 +436,13 @@ class Runtime:
         self._sinks.pop(delivery.turn_id, None)
         await self._deliver(delivery, here=True)
 
+    async def resend(self, turn_id: str) -> None:
+        """Try a turn's stored reply again if it is still pending (a queued delivery retry)."""
+        async with self.db.read() as conn:
+            current = await delivery_for_turn(conn, turn_id)
+        if current is not None and current.status is DeliveryStatus.PENDING:
+            await self._deliver(current)
+
     async def run_queued_turn(self, conversation_id: int, turn_id: str) -> None:
         """Run a turn a shared queue handed to this process (a worker)."""
         await self._process(conversation_id, turn_id)
@@ -575,7 +582,8 @@ class Runtime:
                 )
             self.metrics.deliveries.labels(delivery.channel, "failed" if final else "retry").inc()
             if retry and not final and attempt <= len(DELIVERY_RETRY_DELAYS_S):
-                self._spawn(self._retry_delivery(delivery, attempt))
+                if not await self.queue.retry_delivery(delivery, DELIVERY_RETRY_DELAYS_S[attempt - 1]):
+                    self._spawn(self._retry_delivery(delivery, attempt))
             else:
                 log.warning(
                     "reply to turn %s via %s %s: %s",

@@ -22,6 +22,7 @@ _INSERT = text(
     "INSERT INTO procrastinate_jobs (queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at) "
     "VALUES (:queue, :task, 0, :lock, :queueing_lock, CAST(:args AS jsonb), :scheduled_at)"
 )
+_INSERT_ONCE = text(_INSERT.text + " ON CONFLICT DO NOTHING")
 _ORPHANS = text(
     "INSERT INTO procrastinate_jobs (queue_name, task_name, priority, lock, queueing_lock, args) "
     "SELECT CAST(:queue AS varchar), CAST(:task AS varchar), 0,"
@@ -35,6 +36,7 @@ _ORPHANS = text(
 )
 LOCK_PREFIX = "botframework:conversation:"
 TURN_LOCK_PREFIX = "botframework:turn:"
+DELIVERY_LOCK_PREFIX = "botframework:delivery:"
 
 
 async def insert_job(
@@ -46,9 +48,11 @@ async def insert_job(
     queueing_lock: str | None,
     args: dict[str, object],
     scheduled_at: object = None,
+    skip_duplicate: bool = False,
 ) -> None:
+    """``skip_duplicate``: a job with the same ``queueing_lock`` already waiting wins (no error)."""
     await conn.execute(
-        _INSERT,
+        _INSERT_ONCE if skip_duplicate else _INSERT,
         {
             "queue": queue,
             "task": task,

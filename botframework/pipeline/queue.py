@@ -57,6 +57,9 @@ class TurnQueue(Protocol):
     async def hand_over(self, delivery: DeliveryRecord) -> None:
         """Tell the processes holding connections that ``delivery`` is ready."""
 
+    async def retry_delivery(self, delivery: DeliveryRecord, delay_s: float) -> bool:
+        """Schedule another attempt at a pending reply in ``delay_s``; False: the caller retries in process."""
+
     async def start(self, runtime: Runtime) -> None:
         """Start what the queue runs in the background (after migrations)."""
 
@@ -97,6 +100,9 @@ class EmbeddedQueue:
 
     async def hand_over(self, delivery: DeliveryRecord) -> None:
         raise AssertionError("the embedded queue delivers in process")
+
+    async def retry_delivery(self, delivery: DeliveryRecord, delay_s: float) -> bool:
+        return False
 
     async def start(self, runtime: Runtime) -> None:
         return None

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Gauge
@@ -29,12 +30,20 @@ from botframework.metrics import Metrics
 from botframework.pipeline.lease import GatewayLease
 from botframework.pipeline.relay import LiveEvent, RelayListener, RelayPublisher, RelaySink
 from botframework.pipeline.roles import Role, libpq_dsn
-from botframework.pipeline.worker import TURN_QUEUE, TURN_TASK, QueueWorker
+from botframework.pipeline.worker import DELIVER_TASK, TURN_QUEUE, TURN_TASK, QueueWorker
 from botframework.states import DeliveryStatus
 from botframework.turn import ReplySink
 from storage.db import Database
 from storage.deliveries import delivery_for_turn, pending_deliveries
-from storage.queue import LOCK_PREFIX, TURN_LOCK_PREFIX, QueueState, insert_job, queue_state, queued_turns
+from storage.queue import (
+    DELIVERY_LOCK_PREFIX,
+    LOCK_PREFIX,
+    TURN_LOCK_PREFIX,
+    QueueState,
+    insert_job,
+    queue_state,
+    queued_turns,
+)
 from storage.turns import turn_record
 
 if TYPE_CHECKING:
@@ -107,6 +116,21 @@ class ProcrastinateQueue:
 
     async def hand_over(self, delivery: DeliveryRecord) -> None:
         self.publisher.publish(LiveEvent(turn_id=delivery.turn_id, kind="done"))
+
+    async def retry_delivery(self, delivery: DeliveryRecord, delay_s: float) -> bool:
+        """A job that any worker runs in ``delay_s``: the retry survives this process."""
+        async with self.db.write() as conn:
+            await insert_job(
+                conn,
+                queue=TURN_QUEUE,
+                task=DELIVER_TASK,
+                lock=None,
+                queueing_lock=f"{DELIVERY_LOCK_PREFIX}{delivery.turn_id}",
+                args={"turn_id": delivery.turn_id},
+                scheduled_at=datetime.now(UTC) + timedelta(seconds=delay_s),
+                skip_duplicate=True,
+            )
+        return True
 
     # -- lifecycle ---------------------------------------------------------------------------
 

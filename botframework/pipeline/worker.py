@@ -35,12 +35,13 @@ from storage.turns import turn_record
 if TYPE_CHECKING:
     from botframework.runtime import Runtime
 
-__all__ = ["TURN_QUEUE", "TURN_TASK", "HandedBack", "QueueWorker", "TurnNotFinished"]
+__all__ = ["DELIVER_TASK", "TURN_QUEUE", "TURN_TASK", "HandedBack", "QueueWorker", "TurnNotFinished"]
 
 log = logging.getLogger("botframework.pipeline.worker")
 
 TURN_TASK = "botframework.turn"
 TURN_QUEUE = "botframework_turns"
+DELIVER_TASK = "botframework.deliver"
 
 
 class HandedBack(Exception):
@@ -80,6 +81,11 @@ class QueueWorker:
             queue=TURN_QUEUE,
             retry=procrastinate.RetryStrategy(wait=1, retry_exceptions={HandedBack, TurnNotFinished}),
         )(self._turn)
+        self.app.task(
+            name=DELIVER_TASK,
+            queue=TURN_QUEUE,
+            retry=procrastinate.RetryStrategy(wait=1, max_attempts=30, retry_exceptions={StorageError, OSError}),
+        )(self._deliver)
         logging.getLogger("procrastinate").setLevel(max(logging.WARNING, logging.getLogger().level))
         for name in ("procrastinate.utils", "procrastinate.worker", "procrastinate.manager", "procrastinate.periodic"):
             logging.getLogger(name).addFilter(_outage_records)
@@ -99,6 +105,10 @@ class QueueWorker:
             self.running -= 1
         if record is not None and record.status.is_open:
             raise TurnNotFinished(turn_id)
+
+    async def _deliver(self, turn_id: str) -> None:
+        """A delivery retry (:meth:`ProcrastinateQueue.retry_delivery`); a new failure schedules the next."""
+        await self.runtime.resend(turn_id)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop`` is set; then finish or hand back running turns."""

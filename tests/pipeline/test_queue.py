@@ -230,3 +230,65 @@ async def test_a_done_notice_and_the_sweep_together_send_a_stored_reply_once(
     finally:
         del ingress.adapters[("acme", "test")]
     assert sent == [accepted.turn_id]
+
+
+class _FlakyAdapter:
+    """A vendor API that refuses the first attempt (retryable) and takes the next."""
+
+    name = "test"
+    tenant = "acme"
+    holds_replies = False
+    holds_gateway = False
+    replies_on_connection = False
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    async def deliver(self, outbound: Any) -> None:
+        from botframework.errors import DeliveryError
+
+        self.attempts += 1
+        if self.attempts == 1:
+            raise DeliveryError("503 from the vendor (simulated)", retryable=True)
+
+    async def stop(self) -> None:
+        return None
+
+
+@needs_postgresql
+async def test_a_failed_delivery_is_retried_by_a_queued_job(db_url: str) -> None:
+    from storage.deliveries import delivery_for_turn
+
+    async with FakeOpenAIServer(default=lambda _r: Reply(text="the answer")) as model:
+        config = _config(db_url, model.base_url)
+        ingress = _runtime(config, Role.INGRESS)
+        await ingress.start()
+        worker = _runtime(config, Role.WORKER)
+        adapter = _FlakyAdapter()
+        worker.adapters[("acme", "test")] = adapter  # type: ignore[assignment]
+        in_process: list[str] = []
+
+        async def no_in_process_retry(delivery: Any, attempt: int) -> None:
+            in_process.append(delivery.turn_id)
+
+        worker._retry_delivery = no_in_process_retry  # type: ignore[method-assign]
+        await worker.start()
+        try:
+            accepted = await ingress.ingest(_turn("e1", "hello"))
+
+            async def sent() -> bool:
+                async with ingress.db.read() as conn:
+                    d = await delivery_for_turn(conn, accepted.turn_id)
+                return d is not None and d.status == "sent"
+
+            await wait_until(sent, timeout=20, what="the retried delivery")
+            assert adapter.attempts == 2
+            async with ingress.db.read() as conn:
+                tasks = (
+                    (await conn.execute(text("SELECT task_name FROM procrastinate_jobs ORDER BY id"))).scalars().all()
+                )
+            assert tasks == []  # the turn's and the delivery's jobs succeeded (and were deleted)
+            assert in_process == [], "the retry ran from the queue, not from this process's memory"
+        finally:
+            await worker.stop()
+            await ingress.stop()
