@@ -143,6 +143,7 @@ async def main() -> None:
     parser.add_argument("--model-s", type=float, default=0.5)
     parser.add_argument("--latency-turns", type=int, default=60)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--latency-only", action="store_true", help="only the one-process comparison")
     args = parser.parse_args()
     if args.quick:
         args.users, args.turns, args.latency_turns = 12, 2, 15
@@ -154,7 +155,7 @@ async def main() -> None:
         )
         print(f"{'workers':>8} {'turns/s':>9} {'x one':>7} {'p50 ms':>8} {'p99 ms':>8}")
         base = 0.0
-        for n in (1, 2, 3):
+        for n in () if args.latency_only else (1, 2, 3):
             r = await workers_run(
                 args.pg_url,
                 tmp,

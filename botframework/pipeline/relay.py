@@ -83,12 +83,17 @@ class RelayPublisher:
         self._interval_s = interval_s
         self._pending: list[LiveEvent] = []
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
 
     def publish(self, event: LiveEvent) -> None:
+        """Queue ``event``; deltas wait up to ``interval_s`` to be coalesced, anything else (a reset,
+        a notice, ``done``) goes out at once, after what was queued before it."""
         self._pending.append(event)
+        if event.kind != "delta":
+            self._urgent.set()
         self._idle.clear()
         self._wake.set()
         if self._task is None or self._task.done():
@@ -97,8 +102,11 @@ class RelayPublisher:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            await asyncio.sleep(self._interval_s)
+            if not self._urgent.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), self._interval_s)
             self._wake.clear()
+            self._urgent.clear()
             batch, self._pending = self._pending, []
             if batch:
                 await self._send(_coalesce(batch))

@@ -283,11 +283,11 @@ async def test_a_failed_delivery_is_retried_by_a_queued_job(db_url: str) -> None
 
             await wait_until(sent, timeout=20, what="the retried delivery")
             assert adapter.attempts == 2
-            async with ingress.db.read() as conn:
-                tasks = (
-                    (await conn.execute(text("SELECT task_name FROM procrastinate_jobs ORDER BY id"))).scalars().all()
-                )
-            assert tasks == []  # the turn's and the delivery's jobs succeeded (and were deleted)
+
+            async def jobs_done() -> bool:  # the turn's and the delivery's jobs succeeded (and were deleted)
+                return await _jobs(ingress.db) == []
+
+            await wait_until(jobs_done, timeout=10, what="the jobs to finish")
             assert in_process == [], "the retry ran from the queue, not from this process's memory"
         finally:
             await worker.stop()
