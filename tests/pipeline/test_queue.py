@@ -292,3 +292,31 @@ async def test_a_failed_delivery_is_retried_by_a_queued_job(db_url: str) -> None
         finally:
             await worker.stop()
             await ingress.stop()
+
+
+@needs_postgresql
+async def test_healthz_and_metrics_report_the_role_and_the_shared_queue(ingress: Runtime) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from botframework.server import build_app
+
+    await ingress.ingest(_turn("e1", "hello"))
+    await ingress.ingest(_turn("e2", "hello", user="u2"))
+    queue = ingress.queue
+    assert isinstance(queue, ProcrastinateQueue) and queue._gauges is not None
+    queue._gauges.update(await queue.state())
+    ingress.start = ingress.stop = _noop  # type: ignore[method-assign]  # the fixture owns its lifecycle
+    async with TestClient(TestServer(build_app(ingress))) as client:
+        health = await (await client.get("/healthz")).json()
+        metrics = await (await client.get("/metrics")).text()
+    assert health["status"] == "ok" and health["role"] == "ingress"
+    assert health["queue"]["engine"] == "procrastinate"
+    assert health["queue"]["waiting"] == 2 and health["queue"]["running"] == 0 and health["queue"]["workers"] == 0
+    assert health["queue"]["oldest_waiting_s"] >= 0
+    assert "acme" not in str(health)
+    assert 'botframework_queue_jobs{state="waiting"} 2.0' in metrics
+    assert "botframework_queue_oldest_job_seconds" in metrics and "botframework_queue_workers 0.0" in metrics
+
+
+async def _noop() -> None:
+    return None

@@ -98,6 +98,7 @@ async def test_ingress_and_two_workers_answer_every_message_once_when_a_worker_i
         dupes = [f for f in frames[u] if f["type"] == "done" and done.get(f["reply_to"], 0) > 1]
         assert done == dict.fromkeys(expected, 1), f"{u}: {done} {dupes}"
         assert not [f for f in frames[u] if f["type"] == "error"], frames[u]
+        assert [f for f in frames[u] if f["type"] == "delta"], f"{u}: no live text relayed from the workers"
     after = {r.headers.get("x-process") for r in model.requests[killed_after:]}
     assert after == {"w2"}, f"after the kill only the survivor calls the model: {after}"
     assert "ingress" not in {r.headers.get("x-process") for r in model.requests}
