@@ -88,8 +88,7 @@ async def test_ingress_and_two_workers_answer_every_message_once_when_a_worker_i
                 for c in clients.values():
                     await c.close()
         finally:
-            for p in (w1, w2, ingress):
-                await p.stop()
+            codes = {p.name: await p.stop() for p in (w1, w2, ingress)}
 
     assert time.monotonic() - killed_at > 0
     for u in USERS:
@@ -105,3 +104,4 @@ async def test_ingress_and_two_workers_answer_every_message_once_when_a_worker_i
     assert _sent_order_problems(model.requests, sent) == []
     for p in (ingress, w2):
         assert p.tracebacks() == [], (p.name, p.log.read_text()[-3000:])
+    assert codes == {"w1": -9, "w2": 0, "ingress": 0}, "SIGTERM: a clean exit"
