@@ -367,7 +367,7 @@ class Runtime:
                 owner = await find_conversation(conn, tenant=tenant, channel=channel, key=conversation_key)
                 if owner != found[1]:
                     return False  # someone else's message: not theirs to cancel
-        return found is not None and self.scheduler.cancel(found[0])
+        return found is not None and await self.queue.cancel(found[0])
 
     def channel_state(self, tenant: str, channel: str) -> ChannelState:
         return SqlChannelState(self.db, tenant=tenant, channel=channel)

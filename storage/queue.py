@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from botframework.states import TurnStatus
 from storage.tables import TURNS
 
-__all__ = ["QueueState", "insert_job", "queue_state", "queued_turns", "requeue_orphans"]
+__all__ = ["QueueState", "insert_job", "queue_state", "queued_turns", "request_abort", "requeue_orphans"]
 
 _INSERT = text(
     "INSERT INTO procrastinate_jobs (queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at) "
@@ -78,6 +78,18 @@ async def requeue_orphans(conn: AsyncConnection, *, queue: str, task: str, min_a
         },
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def request_abort(conn: AsyncConnection, *, task: str, turn_id: str) -> bool:
+    """Flag the turn's running job for abort (procrastinate's trigger tells its worker); True if one runs."""
+    result = await conn.execute(
+        text(
+            "UPDATE procrastinate_jobs SET abort_requested = true WHERE status = 'doing'"
+            " AND task_name = CAST(:task AS varchar) AND args->>'turn_id' = CAST(:turn_id AS text) RETURNING id"
+        ),
+        {"task": task, "turn_id": turn_id},
+    )
+    return result.first() is not None
 
 
 async def queued_turns(conn: AsyncConnection, *, conversation_id: int, running: str) -> list[str]:

@@ -57,6 +57,9 @@ class TurnQueue(Protocol):
     async def hand_over(self, delivery: DeliveryRecord) -> None:
         """Tell the processes holding connections that ``delivery`` is ready."""
 
+    async def cancel(self, turn_id: str) -> bool:
+        """A user cancel: interrupt the turn if it runs; True when it was found."""
+
     async def retry_delivery(self, delivery: DeliveryRecord, delay_s: float) -> bool:
         """Schedule another attempt at a pending reply in ``delay_s``; False: the caller retries in process."""
 
@@ -100,6 +103,9 @@ class EmbeddedQueue:
 
     async def hand_over(self, delivery: DeliveryRecord) -> None:
         raise AssertionError("the embedded queue delivers in process")
+
+    async def cancel(self, turn_id: str) -> bool:
+        return self.scheduler.cancel(turn_id)
 
     async def retry_delivery(self, delivery: DeliveryRecord, delay_s: float) -> bool:
         return False

@@ -43,6 +43,7 @@ from storage.queue import (
     insert_job,
     queue_state,
     queued_turns,
+    request_abort,
 )
 from storage.turns import turn_record
 
@@ -116,6 +117,12 @@ class ProcrastinateQueue:
 
     async def hand_over(self, delivery: DeliveryRecord) -> None:
         self.publisher.publish(LiveEvent(turn_id=delivery.turn_id, kind="done"))
+
+    async def cancel(self, turn_id: str) -> bool:
+        """Ask procrastinate to abort the turn's running job, wherever it runs (its worker answers
+        "Cancelled."). A turn still waiting is not cancelled: it runs, as it would when merged."""
+        async with self.db.write() as conn:
+            return await request_abort(conn, task=TURN_TASK, turn_id=turn_id)
 
     async def retry_delivery(self, delivery: DeliveryRecord, delay_s: float) -> bool:
         """A job that any worker runs in ``delay_s``: the retry survives this process."""

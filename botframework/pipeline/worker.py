@@ -25,6 +25,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
+from procrastinate.job_context import AbortReason, JobContext
 from procrastinate.worker import Worker
 
 from botframework.errors import StorageError
@@ -80,6 +81,7 @@ class QueueWorker:
             name=TURN_TASK,
             queue=TURN_QUEUE,
             retry=procrastinate.RetryStrategy(wait=1, retry_exceptions={HandedBack, TurnNotFinished}),
+            pass_context=True,
         )(self._turn)
         self.app.task(
             name=DELIVER_TASK,
@@ -90,10 +92,21 @@ class QueueWorker:
         for name in ("procrastinate.utils", "procrastinate.worker", "procrastinate.manager", "procrastinate.periodic"):
             logging.getLogger(name).addFilter(_outage_records)
 
-    async def _turn(self, conversation_id: int, turn_id: str) -> None:
+    async def _turn(self, context: JobContext, conversation_id: int, turn_id: str) -> None:
         self.running += 1
         try:
-            await self.runtime.run_queued_turn(conversation_id, turn_id)
+            try:
+                await self.runtime.run_queued_turn(conversation_id, turn_id)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if context.abort_reason() is not AbortReason.USER_REQUEST or task is None:
+                    raise
+                task.uncancel()  # the user cancelled: the turn ends with "Cancelled.", as in one process
+                self.runtime.scheduler.mark_cancelled(turn_id)
+                try:
+                    await self.runtime.run_queued_turn(conversation_id, turn_id)
+                finally:
+                    self.runtime.scheduler.mark_cancelled(turn_id, cancelled=False)
             async with self.runtime.db.read() as conn:
                 record = await turn_record(conn, turn_id)
         except asyncio.CancelledError:

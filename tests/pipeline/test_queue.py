@@ -336,3 +336,41 @@ async def test_healthz_and_metrics_report_the_role_and_the_shared_queue(ingress:
 
 async def _noop() -> None:
     return None
+
+
+@needs_postgresql
+async def test_a_user_cancel_reaches_the_turn_running_on_a_worker(db_url: str) -> None:
+    from storage.deliveries import delivery_for_turn
+
+    async with FakeOpenAIServer(default=lambda _r: Reply(text="slow", chunks=40, chunk_delay_s=0.25)) as model:
+        config = _config(db_url, model.base_url)
+        ingress = _runtime(config, Role.INGRESS)
+        await ingress.start()
+        worker = _runtime(config, Role.WORKER)
+        await worker.start()
+        try:
+            accepted = await ingress.ingest(_turn("e1", "hello"))
+            await asyncio.wait_for(model.wait_for_requests(1), 20)
+            assert await ingress.cancel("acme", "test", "e1", conversation_key="u1")
+
+            async def cancelled() -> bool:
+                async with ingress.db.read() as conn:
+                    d = await delivery_for_turn(conn, accepted.turn_id)
+                return d is not None
+
+            await wait_until(cancelled, timeout=15, what="the worker to end the turn")
+            async with ingress.db.read() as conn:
+                d = await delivery_for_turn(conn, accepted.turn_id)
+                status = (await conn.execute(select(TURNS.c.status))).scalar()
+            assert d is not None and d.reply.text == "Cancelled." and str(d.reply.error_kind) == "cancelled"
+            assert status == "cancelled"
+            assert not await ingress.cancel("acme", "test", "e1"), "nothing runs any more"
+
+            async def jobs_done() -> bool:  # finished, not put back for a retry
+                return await _jobs(ingress.db) == []
+
+            await wait_until(jobs_done, timeout=10, what="the job to end")
+            assert len(model.requests) == 1
+        finally:
+            await worker.stop()
+            await ingress.stop()
