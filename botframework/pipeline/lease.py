@@ -82,7 +82,7 @@ class GatewayLease:
                 while True:
                     await asyncio.sleep(self.retry_s)
                     await conn.fetchval("SELECT 1", timeout=max(2.0, self.retry_s * 2))
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except Exception as exc:  # any failure of this session (asyncpg raises several kinds)
                 if self.held:
                     log.warning("lost the lease on %s (%s: %s); stopping it here", self.name, type(exc).__name__, exc)
             finally:

@@ -222,7 +222,7 @@ class RelayListener:
                         await conn.execute("SELECT 1")  # notices a dead server between sweeps
                         await self._run_sweep()
                 log.warning("lost the live-reply connection to the database; reconnecting")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except Exception as exc:  # any failure of this session (asyncpg raises several kinds)
                 if self.connected:
                     log.warning("live-reply listener: %s: %s; reconnecting", type(exc).__name__, exc)
             finally:

@@ -10,6 +10,13 @@ Shutdown (SIGTERM): the worker stops taking jobs, lets running turns finish with
 ``shutdown_timeout_s``, then cancels the rest; a cancelled turn raises ``HandedBack``, which the
 task's retry strategy turns into a job back in the queue, for another worker.
 
+Liveness: a heartbeat alone cannot tell a dead worker from one whose connection pool is still
+reconnecting after a database restart, and putting back the job of a live worker runs a turn twice.
+So each worker process also holds a session advisory lock named after its procrastinate worker id,
+on a connection of its own that reconnects within a second; the server drops it the moment the
+process or its machine dies. A stalled job goes back to the queue only when its worker's heartbeat
+is old AND that lock is free.
+
 Database outage: procrastinate stops a worker whose heartbeat or listener fails. Its running turns
 are cancelled at once (they are then stalled jobs of a worker that no longer heartbeats, which
 another sweeper puts back once the database is back), never left running: a turn still running
@@ -24,11 +31,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import procrastinate
 from procrastinate.job_context import AbortReason, JobContext
 from procrastinate.worker import Worker
 
 from botframework.errors import StorageError
+from botframework.pipeline.lease import lease_key
 from botframework.pipeline.roles import libpq_dsn
 from storage.queue import requeue_orphans
 from storage.turns import turn_record
@@ -36,13 +45,17 @@ from storage.turns import turn_record
 if TYPE_CHECKING:
     from botframework.runtime import Runtime
 
-__all__ = ["DELIVER_TASK", "TURN_QUEUE", "TURN_TASK", "HandedBack", "QueueWorker", "TurnNotFinished"]
+__all__ = ["DELIVER_TASK", "TURN_QUEUE", "TURN_TASK", "HandedBack", "QueueWorker", "TurnNotFinished", "worker_lock_key"]
 
 log = logging.getLogger("botframework.pipeline.worker")
 
 TURN_TASK = "botframework.turn"
 TURN_QUEUE = "botframework_turns"
 DELIVER_TASK = "botframework.deliver"
+
+
+def worker_lock_key(worker_id: int) -> int:
+    return lease_key(f"botframework:worker:{worker_id}")
 
 
 class HandedBack(Exception):
@@ -72,6 +85,8 @@ class QueueWorker:
         self.name = name
         self.running = 0
         """Turns this worker runs right now."""
+        self._engine: Worker | None = None
+        self._dsn = libpq_dsn(runtime.db.url)
         self.app = procrastinate.App(
             connector=procrastinate.PsycopgConnector(
                 conninfo=libpq_dsn(runtime.db.url), min_size=1, max_size=max(4, concurrency + 2), timeout=10
@@ -131,6 +146,7 @@ class QueueWorker:
         delay = 0.5
         async with self.app.open_async():
             sweeper = asyncio.create_task(self._recover_stalled(), name="stalled-jobs")
+            liveness = asyncio.create_task(self._hold_liveness(), name="worker-liveness")
             try:
                 while not stop.is_set():
                     engine = Worker(
@@ -145,6 +161,7 @@ class QueueWorker:
                         delete_jobs="successful",
                         fetch_job_polling_interval=1.0,
                     )
+                    self._engine = engine
                     worker = asyncio.create_task(engine.run(), name="procrastinate-worker")  # type: ignore[no-untyped-call]
                     stopping = asyncio.create_task(stop.wait())
                     await asyncio.wait({worker, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -166,9 +183,10 @@ class QueueWorker:
                         await asyncio.wait_for(stop.wait(), delay)
                     delay = min(delay * 2, 5.0)
             finally:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                for task in (sweeper, liveness):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
 
     async def _recover_stalled(self) -> None:
         healthy_since: float | None = None
@@ -188,6 +206,8 @@ class QueueWorker:
             if now - healthy_since < self.stalled_after_s:
                 continue
             for job in stalled:
+                if job.worker_id is not None and not await self._worker_gone(job.worker_id):
+                    continue  # its process still holds its lock: alive, only slow to heartbeat
                 try:
                     await manager.retry_job(job)
                 except Exception as exc:  # another worker's sweeper was first
@@ -198,6 +218,48 @@ class QueueWorker:
                     job.id,
                     job.task_name,
                 )
+
+    async def _hold_liveness(self) -> None:
+        """Hold the lock of the current procrastinate worker id; reconnect at once when the session drops."""
+        while True:
+            conn: Any = None
+            try:
+                conn = await asyncpg.connect(self._dsn, timeout=5)
+                held: int | None = None
+                while True:
+                    current = self._engine.worker_id if self._engine is not None else None
+                    if current != held:
+                        if held is not None:
+                            await conn.execute("SELECT pg_advisory_unlock($1)", worker_lock_key(held))
+                            held = None
+                        if current is not None:
+                            await conn.execute("SELECT pg_advisory_lock($1)", worker_lock_key(current), timeout=5)
+                            held = current
+                    await asyncio.sleep(0.25)
+                    await conn.fetchval("SELECT 1", timeout=2)
+            except Exception:  # any failure of this session (asyncpg raises several kinds): start over
+                pass
+            finally:
+                if conn is not None and not conn.is_closed():
+                    conn.terminate()
+            await asyncio.sleep(0.25)
+
+    async def _worker_gone(self, worker_id: int) -> bool:
+        """True when no live process holds ``worker_id``'s lock (checked by taking it for a moment)."""
+        try:
+            conn = await asyncpg.connect(self._dsn, timeout=5)
+        except Exception:  # any failure of this session (asyncpg raises several kinds): start over
+            return False
+        try:
+            key = worker_lock_key(worker_id)
+            free = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", key, timeout=5))
+            if free:
+                await conn.execute("SELECT pg_advisory_unlock($1)", key)
+            return free
+        except Exception:  # any failure of this session (asyncpg raises several kinds): start over
+            return False
+        finally:
+            conn.terminate()
 
     async def _requeue_orphans(self) -> None:
         """Open turns without a job (its job failed on a bug, or the turn was accepted by the embedded
