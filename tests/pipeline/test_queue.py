@@ -175,7 +175,7 @@ async def test_steering_takes_the_conversations_queued_turns_from_the_database(i
 
 @needs_postgresql
 async def test_a_stopping_worker_hands_its_running_turn_back_to_the_queue(db_url: str) -> None:
-    async with FakeOpenAIServer(default=lambda _r: Reply(text="slow", chunks=20, chunk_delay_s=0.5)) as model:
+    async with FakeOpenAIServer(default=lambda _r: Reply(text="slow " * 20, chunks=20, chunk_delay_s=0.5)) as model:
         config = _config(db_url, model.base_url)
         ingress = _runtime(config, Role.INGRESS)
         await ingress.start()
@@ -342,7 +342,7 @@ async def _noop() -> None:
 async def test_a_user_cancel_reaches_the_turn_running_on_a_worker(db_url: str) -> None:
     from storage.deliveries import delivery_for_turn
 
-    async with FakeOpenAIServer(default=lambda _r: Reply(text="slow", chunks=40, chunk_delay_s=0.25)) as model:
+    async with FakeOpenAIServer(default=lambda _r: Reply(text="slow " * 40, chunks=40, chunk_delay_s=0.25)) as model:
         config = _config(db_url, model.base_url)
         ingress = _runtime(config, Role.INGRESS)
         await ingress.start()
