@@ -244,6 +244,10 @@ class ChannelAdapter(ABC, Generic[C]):
     """The most one message may carry; replies are chunked to fit (characters or UTF-8 bytes)."""
     empty_reply: ClassVar[str] = "(empty reply)"
     """Sent instead of an empty reply (vendors refuse empty messages)."""
+    replies_on_connection: ClassVar[bool] = False
+    """Replies go out on a client connection held by the process that accepted the message (a
+    socket), not through a vendor API any process can call: with several processes, the worker that
+    ran the turn hands the stored reply to the processes holding connections."""
     supports_login: ClassVar[bool] = False
     """Whether :meth:`login` is implemented (``botframework login <channel>``)."""
     image_hosts: ClassVar[tuple[str, ...]] = ()
@@ -277,6 +281,13 @@ class ChannelAdapter(ABC, Generic[C]):
     async def stop(self) -> None:
         """Close connections; called once at shutdown."""
         return None
+
+    @property
+    def holds_gateway(self) -> bool:
+        """True when :meth:`start` opens a long-lived outgoing connection (a gateway, socket mode, a
+        long poll) that the vendor allows once per bot: with several processes only the holder of the
+        channel's lease starts the adapter, and replies on this channel are sent by that process."""
+        return False
 
     @property
     def holds_replies(self) -> bool:

@@ -1,4 +1,4 @@
-"""The ``botframework`` command line: serve, check-config, chat, usage, login, db upgrade|prune, sign-user."""
+"""The ``botframework`` command line: serve, worker, check-config, chat, usage, login, db upgrade|prune, sign-user."""
 
 from __future__ import annotations
 
@@ -39,6 +39,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--config", required=True, metavar="FILE", help="YAML config file")
     s.add_argument("--host", help="interface to bind (overrides server.host)")
     s.add_argument("--port", type=_port, help="TCP port, 0 for any free one (overrides server.port)")
+    s.add_argument(
+        "--role",
+        choices=("all", "ingress"),
+        default="all",
+        help="all (default): accept and run turns; ingress: accept, acknowledge and relay replies only, "
+        "turns run on `botframework worker` processes (PostgreSQL)",
+    )
+
+    w = sub.add_parser("worker", help="run turns from the shared queue in PostgreSQL (start as many as needed)")
+    w.add_argument("--config", required=True, metavar="FILE", help="YAML config file")
+    w.add_argument("--concurrency", type=int, metavar="N", help="turns run at once (overrides queue.concurrency)")
 
     c = sub.add_parser("check-config", help="validate a config file; one line per problem")
     c.add_argument("file", metavar="FILE")
@@ -93,11 +104,12 @@ def _configure_logging(config: Config, *, quiet: bool) -> None:
         logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
-async def _serve(config: Config, host: str | None, port: int | None) -> None:
-    from botframework.runtime import Runtime
+async def _serve(config: Config, host: str | None, port: int | None, role: str) -> None:
+    from botframework.pipeline.process import build_runtime
+    from botframework.pipeline.roles import Role
     from botframework.server import serve
 
-    runtime = Runtime(config=config)
+    runtime = build_runtime(config, Role(role))
     channels = sorted({f"{t}/{c}" for t, c in runtime.adapters})
 
     warm_up: list[asyncio.Task[object]] = []
@@ -119,6 +131,12 @@ async def _serve(config: Config, host: str | None, port: int | None) -> None:
         port=config.server.port if port is None else port,
         ready=ready,
     )
+
+
+async def _worker(config: Config, concurrency: int | None) -> int:
+    from botframework.pipeline.process import run_worker
+
+    return await run_worker(config, concurrency=concurrency, ready=_say)
 
 
 async def _chat(config: Config, tenant: str, user: str, as_json: bool) -> int:
@@ -323,10 +341,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return asyncio.run(_probe(config, args.file))
             _say(f"ok: {args.file} — {len(config.tenants)} tenant(s), {len(config.models)} model(s)")
             return 0
-        config = load_config(args.config, skip_broken_plugins=args.command == "serve")
-        if args.command == "serve":
+        config = load_config(args.config, skip_broken_plugins=args.command in ("serve", "worker"))
+        if args.command in ("serve", "worker"):
+            from botframework.pipeline.process import refusal
+            from botframework.pipeline.roles import Role
+
+            role = Role.WORKER if args.command == "worker" else Role(args.role)
+            command = "botframework worker" if args.command == "worker" else f"serve --role {args.role}"
+            refused = refusal(config, role, command=command)
+            if refused is not None:
+                _say(refused, sys.stderr)
+                return 2
             _configure_logging(config, quiet=False)
-            asyncio.run(_serve(config, args.host, args.port))
+            if args.command == "worker":
+                if args.concurrency is not None and not 1 <= args.concurrency <= 1000:
+                    _say("error: --concurrency is 1-1000", sys.stderr)
+                    return 2
+                return asyncio.run(_worker(config, args.concurrency))
+            asyncio.run(_serve(config, args.host, args.port, args.role))
             return 0
         _configure_logging(config, quiet=True)
         if args.command == "chat":

@@ -43,6 +43,7 @@ from botframework.metrics import Metrics
 from botframework.models.base import ModelClient
 from botframework.models.registry import build_client
 from botframework.models.router import ModelRouter
+from botframework.pipeline.queue import EmbeddedQueue, TurnQueue
 from botframework.plugins import CHANNELS
 from botframework.recovery import RecoveryLoop
 from botframework.replay import ReplayGuard
@@ -164,9 +165,11 @@ class Runtime:
         clients: Mapping[str, ModelClient] | None = None,
         channels: bool = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        queue: TurnQueue | None = None,
     ) -> None:
         """``clients`` replaces the configured model clients and ``sleep`` the retry backoff (tests);
-        ``channels=False`` builds no adapters (the CLI and background workers)."""
+        ``channels=False`` builds no adapters (the CLI and background workers); ``queue`` is where
+        accepted turns go (default: this process's scheduler, :mod:`botframework.pipeline`)."""
         self.config = config
         self.db = db or Database(config.storage.url, pool_size=config.storage.pool_size)
         self.metrics = Metrics()
@@ -211,6 +214,7 @@ class Runtime:
             limits=self.limits,
         )
         self.scheduler = ConversationScheduler(process=self._process, on_depth=self.metrics.queue_depth.set)
+        self.queue: TurnQueue = queue or EmbeddedQueue(scheduler=self.scheduler)
         self.adapters: dict[tuple[str, str], ChannelAdapter[Any]] = {}
         if channels:
             for tenant_name, tenant in config.tenants.items():
@@ -245,13 +249,16 @@ class Runtime:
         # Count with each model's own encoding from the first message on, when it can be had at all.
         await self.budget.encodings.warm_up(self.config.models.values(), timeout_s=10.0)
         for adapter in self.adapters.values():
-            await adapter.start()
-        await self.recover()
-        self._spawn(self.recovery.run())
+            await self.queue.start_adapter(adapter)
+        await self.queue.start(self)
+        if self.queue.recovers_turns:  # a shared queue recovers turns itself (stalled jobs, orphan sweep)
+            await self.recover()
+            self._spawn(self.recovery.run())
         if self.config.storage.retention_days is not None:
             self._spawn(run_retention(self.db, days=self.config.storage.retention_days))
 
     async def stop(self) -> None:
+        await self.queue.close()  # a shared queue's worker finishes or hands back its turns first
         cancelled = await self.scheduler.close(self.config.server.shutdown_timeout_s)
         if cancelled:
             log.warning("shutdown: %d turn(s) did not finish in time; they resume at the next start", cancelled)
@@ -351,6 +358,7 @@ class Runtime:
                         message_id=stored.id,
                         turn_id=turn_id,
                     )
+                    await self.queue.enqueue(conn, conversation_id=conversation_id, turn_id=turn_id)
         except StorageError as exc:
             if not isinstance(exc.__cause__, IntegrityError):
                 raise
@@ -364,17 +372,18 @@ class Runtime:
         if refusal is not None:
             return self._refusal(turn, refusal)
         self.metrics.inbound.labels(turn.tenant, turn.channel, "accepted").inc()
-        self._events[turn_id] = [event]
-        self._accepted[turn_id] = TurnRecord(
-            id=turn_id,
-            conversation_id=conversation_id,
-            tenant=turn.tenant,
-            origin=Origin.channel(turn.channel).label,
-            status=TurnStatus.QUEUED,
-            channel=turn.channel,
-            conversation_key=turn.conversation_key,
-        )
-        self.scheduler.submit(conversation_id, turn_id)
+        if self.queue.recovers_turns:  # the turn runs in this process: keep what it will need
+            self._events[turn_id] = [event]
+            self._accepted[turn_id] = TurnRecord(
+                id=turn_id,
+                conversation_id=conversation_id,
+                tenant=turn.tenant,
+                origin=Origin.channel(turn.channel).label,
+                status=TurnStatus.QUEUED,
+                channel=turn.channel,
+                conversation_key=turn.conversation_key,
+            )
+        self.queue.submitted(conversation_id, turn_id)
         return IngestResult(status=IngestStatus.ACCEPTED, turn_id=turn_id, conversation_id=conversation_id)
 
     async def _refused(self, turn: Turn, refusal: Refusal) -> IngestResult:
@@ -442,7 +451,7 @@ class Runtime:
         async with self.db.read() as conn:
             pending = await pending_deliveries(conn, tenant=tenant, channel=channel, conversation_key=conversation_key)
         for d in pending:
-            await self._deliver(d, retry=False)
+            await self._deliver(d, retry=False, here=True)
         return len(pending)
 
     async def acknowledge(self, tenant: str, channel: str, event_id: str) -> bool:
@@ -464,7 +473,7 @@ class Runtime:
                 owner = await find_conversation(conn, tenant=tenant, channel=channel, key=conversation_key)
                 if owner != found[1]:
                     return False  # someone else's message: not theirs to cancel
-        return found is not None and self.scheduler.cancel(found[0])
+        return found is not None and await self.queue.cancel(found[0])
 
     def channel_state(self, tenant: str, channel: str) -> ChannelState:
         return SqlChannelState(self.db, tenant=tenant, channel=channel)
@@ -525,8 +534,36 @@ class Runtime:
 
     # -- processing --------------------------------------------------------------------------
 
+    # -- the connection-holding side of a shared queue (botframework.pipeline) ----------------
+
+    def live_sink(self, turn_id: str) -> ReplySink | None:
+        """The sink a channel attached to ``turn_id`` in this process, if any."""
+        return self._sinks.get(turn_id)
+
+    def live_turns(self) -> list[str]:
+        return list(self._sinks)
+
+    def forget_sink(self, turn_id: str) -> None:
+        self._sinks.pop(turn_id, None)
+
+    async def deliver_here(self, delivery: DeliveryRecord) -> None:
+        """Send a stored reply through this process's adapter (the one holding the connection)."""
+        self._sinks.pop(delivery.turn_id, None)
+        await self._deliver(delivery, here=True)
+
+    async def resend(self, turn_id: str) -> None:
+        """Try a turn's stored reply again if it is still pending (a queued delivery retry)."""
+        async with self.db.read() as conn:
+            current = await delivery_for_turn(conn, turn_id)
+        if current is not None and current.status is DeliveryStatus.PENDING:
+            await self._deliver(current)
+
+    async def run_queued_turn(self, conversation_id: int, turn_id: str) -> None:
+        """Run a turn a shared queue handed to this process (a worker)."""
+        await self._process(conversation_id, turn_id)
+
     async def _steer(self, conversation_id: int, turn_id: str) -> int:
-        waiting = self.scheduler.take_waiting(conversation_id)
+        waiting = await self.queue.take_waiting(conversation_id, turn_id)
         if not waiting:
             return 0
         async with self.db.write() as conn:
@@ -595,7 +632,7 @@ class Runtime:
                 conversation_id=conversation_id,
                 turn_id=turn_id,
                 origin=origin,
-                sink=_LateSink(self._sinks, turn_id),
+                sink=self.queue.sink(turn_id, _LateSink(self._sinks, turn_id)),
                 steer=lambda: self._steer(conversation_id, turn_id),
                 fresh=record.status is TurnStatus.QUEUED,
                 closing=closing,
@@ -641,16 +678,18 @@ class Runtime:
             )
         )
 
-    async def _deliver(self, delivery: DeliveryRecord, *, retry: bool = True) -> None:
+    async def _deliver(self, delivery: DeliveryRecord, *, retry: bool = True, here: bool = False) -> None:
+        """Send a stored reply. ``here``: this process holds the connection it goes out on (a client
+        reconnected, or a worker handed the reply over); otherwise a shared queue may hand it over."""
         if delivery.id in self._delivering:
             return  # under way already: a re-scan or a reconnect met it mid-send
         self._delivering.add(delivery.id)
         try:
-            await self._deliver_now(delivery, retry=retry)
+            await self._deliver_now(delivery, retry=retry, here=here)
         finally:
             self._delivering.discard(delivery.id)
 
-    async def _deliver_now(self, delivery: DeliveryRecord, *, retry: bool) -> None:
+    async def _deliver_now(self, delivery: DeliveryRecord, *, retry: bool, here: bool) -> None:
         known = self._events.pop(delivery.turn_id, None)
         for future in self._waiters.pop(delivery.turn_id, []):
             if not future.done():
@@ -662,6 +701,10 @@ class Runtime:
             return
         if adapter.holds_replies:
             return  # stays pending until the adapter hands it out itself (botframework.held_replies)
+        handed = self.queue.hands_over(adapter)
+        if handed and not here:
+            await self.queue.hand_over(delivery)  # stays pending until the connection holder sends it
+            return
         if known is None:
             async with self.db.read() as conn:
                 stored = await events_of_turn(conn, delivery.turn_id)
@@ -681,6 +724,8 @@ class Runtime:
             await adapter.deliver(outbound)
         except Exception as exc:
             retryable = exc.retryable if isinstance(exc, DeliveryError) else True
+            if handed and retryable and adapter.replies_on_connection:
+                return  # the user is not connected to this process: another one, or a reconnect, sends it
             if not isinstance(exc, DeliveryError):
                 log.exception("the %s adapter failed to deliver turn %s", delivery.channel, delivery.turn_id)
             attempt = delivery.attempts + 1
@@ -696,7 +741,9 @@ class Runtime:
                 )
             self.metrics.deliveries.labels(delivery.channel, "failed" if final else "retry").inc()
             if retry and not final and attempt <= len(DELIVERY_RETRY_DELAYS_S):
-                self._spawn(self._retry_delivery(delivery, delivery_retry_delay(attempt, exc)))
+                delay = delivery_retry_delay(attempt, exc)
+                if not await self.queue.retry_delivery(delivery, delay):
+                    self._spawn(self._retry_delivery(delivery, delay))
             else:
                 log.warning(
                     "reply to turn %s via %s %s: %s",

@@ -81,6 +81,13 @@ class ConversationScheduler:
     def cancelled_by_user(self, turn_id: str) -> bool:
         return turn_id in self._user_cancelled
 
+    def mark_cancelled(self, turn_id: str, cancelled: bool = True) -> None:
+        """A user cancel of a turn this process runs for a shared queue (not one of its own tasks)."""
+        if cancelled:
+            self._user_cancelled.add(turn_id)
+        else:
+            self._user_cancelled.discard(turn_id)
+
     async def _worker(self, conversation_id: int, conv: _Conversation) -> None:
         try:
             while conv.waiting:

@@ -93,7 +93,8 @@ def _metrics_handler(runtime: Runtime, *, public: bool, host: str) -> Handler:
 
 def _healthz_handler(runtime: Runtime) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def healthz(_request: web.Request) -> web.Response:
-        return web.json_response(health_report(runtime.adapters.values(), storage=runtime.db.health.report()))
+        report = health_report(runtime.adapters.values(), storage=runtime.db.health.report())
+        return web.json_response({**report, **await runtime.queue.health()})
 
     return healthz
 

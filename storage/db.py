@@ -30,7 +30,7 @@ def _driver_errors() -> tuple[type[BaseException], ...]:
     (asyncpg's connect raises ``ConnectionRefusedError`` and its own errors as they are)."""
     errors: list[type[BaseException]] = [SQLAlchemyError, OSError]
     try:
-        import asyncpg  # type: ignore[import-untyped]
+        import asyncpg
     except ImportError:  # pragma: no cover - asyncpg is a dependency, but SQLite-only installs work
         pass
     else:

@@ -34,6 +34,7 @@ __all__ = [
     "LoggingConfig",
     "ModelConfig",
     "Name",
+    "QueueConfig",
     "Secret",
     "ServerConfig",
     "StorageConfig",
@@ -80,6 +81,30 @@ class StorageConfig(_Strict):
             raise ValueError(
                 f"unsupported storage url {self.url.split('://')[0]!r}: use sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
+        return self
+
+
+class QueueConfig(_Strict):
+    """Where accepted turns wait and who runs them (see "Running on several machines" in the README)."""
+
+    engine: Literal["embedded", "procrastinate"] = "embedded"
+    """``embedded``: ``serve`` runs every turn itself (SQLite or PostgreSQL). ``procrastinate``: turns
+    are jobs in PostgreSQL that any ``botframework worker`` (or ``serve``) runs. ``serve --role
+    ingress`` and ``worker`` always use ``procrastinate``."""
+    concurrency: int = Field(10, ge=1, le=1000)
+    """Turns one process runs at once from the shared queue (``worker --concurrency`` overrides it)."""
+    heartbeat_s: float = Field(2.0, gt=0, le=60)
+    """How often a worker tells the database it is alive."""
+    stalled_after_s: float = Field(10.0, gt=0, le=600)
+    """A worker silent this long is dead: its running turns go back to the queue for another worker.
+    At least three heartbeats."""
+    live_interval_ms: int = Field(50, ge=0, le=1000)
+    """Streamed text from a worker is batched this long before it is relayed to the socket's process."""
+
+    @model_validator(mode="after")
+    def _stalled(self) -> QueueConfig:
+        if self.stalled_after_s < 3 * self.heartbeat_s:
+            raise ValueError("queue.stalled_after_s must be at least three heartbeats (3 x queue.heartbeat_s)")
         return self
 
 
@@ -262,6 +287,8 @@ class Config(_Strict):
     """Database."""
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     """Log level and format."""
+    queue: QueueConfig = Field(default_factory=QueueConfig)
+    """Turn queue: in process, or shared by several processes on PostgreSQL."""
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     """Context budget engine (token counting, margins, output floor)."""
     models: dict[Name, ModelConfig] = Field(min_length=1)

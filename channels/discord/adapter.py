@@ -146,6 +146,10 @@ class DiscordAdapter(ChunkedAdapter[DiscordChannelConfig, DiscordTarget, None]):
 
     # lifecycle
 
+    @property
+    def holds_gateway(self) -> bool:
+        return True
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"discord:{self.tenant}")
 

@@ -248,6 +248,10 @@ class FeishuAdapter(ChunkedAdapter[FeishuChannelConfig, FeishuTarget, str]):
             return ()
         return (Route(method="POST", path="feishu/events", handler=self.handle_request),)
 
+    @property
+    def holds_gateway(self) -> bool:
+        return self.settings.mode == "websocket"
+
     async def start(self) -> None:
         await self._identify(_IDENTIFY_TIMEOUT_S)
         if self.settings.mode == "websocket":

@@ -170,6 +170,10 @@ class SlackAdapter(ChunkedAdapter[SlackChannelConfig, SlackTarget, str]):
             return ()
         return (Route(method="POST", path="slack/events", handler=self.handle_events),)
 
+    @property
+    def holds_gateway(self) -> bool:
+        return self.settings.mode == "socket"
+
     async def start(self) -> None:
         await self._identify()
         if self.settings.mode == "socket":

@@ -128,6 +128,7 @@ class WebSocketAdapter(ChannelAdapter[WebSocketChannelConfig]):
 
     name = CHANNEL
     config_model = WebSocketChannelConfig
+    replies_on_connection = True
 
     def __init__(self, *, tenant: str, config: WebSocketChannelConfig, runtime: ChannelRuntime) -> None:
         super().__init__(tenant=tenant, config=config, runtime=runtime)

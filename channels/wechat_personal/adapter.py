@@ -134,6 +134,10 @@ class WeChatPersonalAdapter(ChunkedAdapter[WeChatPersonalChannelConfig, ILinkTar
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    @property
+    def holds_gateway(self) -> bool:
+        return True
+
     async def start(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name=f"{CHANNEL}:{self.tenant}")

@@ -98,6 +98,10 @@ class WeComBotAdapter(ChunkedAdapter[WeComBotChannelConfig, BotTarget, None]):
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    @property
+    def holds_gateway(self) -> bool:
+        return True
+
     async def start(self) -> None:
         if self._task is None or self._task.done():
             self.connection = self._new_connection()

@@ -80,6 +80,10 @@ class TelegramAdapter(ChunkedAdapter[TelegramChannelConfig, TelegramTarget, int]
             return ()
         return (Route(method="POST", path=f"{CHANNEL}/webhook", handler=self.handle_webhook),)
 
+    @property
+    def holds_gateway(self) -> bool:
+        return self.config.mode == "polling"  # Telegram serves getUpdates to one poller per bot
+
     async def start(self) -> None:
         await self._identify()
         if self.config.mode == "polling":
