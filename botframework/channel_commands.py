@@ -60,19 +60,24 @@ async def probe_channels(config: Config) -> list[str]:
     from storage.db import Database
 
     problems: list[str] = []
+    enabled = [
+        (tenant, channel, options)
+        for tenant, tenant_config in config.tenants.items()
+        for channel, options in tenant_config.channels.items()
+        if not isinstance(options, UnavailablePlugin)  # check-config already reports it
+    ]
+    if not enabled:
+        return problems  # nothing to read: the database is not opened (nor created, nor migrated)
     db = Database(config.storage.url)
     try:
         if config.storage.auto_migrate:
             await db.upgrade()
-        for tenant, tenant_config in config.tenants.items():
-            for channel, options in tenant_config.channels.items():
-                if isinstance(options, UnavailablePlugin):
-                    continue  # check-config already reports it
-                adapter = CHANNELS.load(channel)
-                state = SqlChannelState(db, tenant=tenant, channel=channel)
-                health = await adapter.probe(tenant=tenant, config=options, state=state)
-                if not health.ok:
-                    problems.append(f"tenants.{tenant}.channels.{channel}: {health.status}: {health.detail}")
+        for tenant, channel, options in enabled:
+            adapter = CHANNELS.load(channel)
+            state = SqlChannelState(db, tenant=tenant, channel=channel)
+            health = await adapter.probe(tenant=tenant, config=options, state=state)
+            if not health.ok:
+                problems.append(f"tenants.{tenant}.channels.{channel}: {health.status}: {health.detail}")
     finally:
         await db.close()
     return problems

@@ -21,6 +21,7 @@ def config_file(path: Path, servers: dict[str, Any], tools: list[str]) -> Path:
     path.write_text(
         yaml.safe_dump(
             {
+                "storage": {"url": f"sqlite+aiosqlite:///{path.parent / 'bot.db'}"},
                 "models": {"main": {"provider": "offline"}},
                 "mcp_servers": servers,
                 "tenants": {"acme": {"agent": {"model": "main", "tools": tools}}},
