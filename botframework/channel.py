@@ -274,6 +274,11 @@ class ChannelAdapter(ABC, Generic[C]):
         """HTTP routes this channel serves under ``/t/{tenant}/``; gateway clients have none."""
         return ()
 
+    def pages(self) -> Sequence[tuple[str, str]]:
+        """Pages a person opens in a browser, as (what it is, path below ``/t/{tenant}/``), for the
+        start banner; each path is also one of :meth:`routes`."""
+        return ()
+
     async def start(self) -> None:
         """Open outgoing connections (gateway clients, socket mode). Must not block."""
         return None

@@ -116,9 +116,9 @@ async def _serve(config: Config, host: str | None, port: int | None, role: str) 
 
     def ready(url: str) -> None:
         _say(f"botframework listening on {url} (channels: {', '.join(channels) or 'none'})")
-        for t, c in sorted(runtime.adapters):
-            if c == "websocket":
-                _say(f"  web chat for {t}: {url}/t/{t}/chat")
+        for (t, _c), adapter in sorted(runtime.adapters.items()):
+            for what, path in adapter.pages():
+                _say(f"  {what} for {t}: {url}/t/{t}/{path}")
         # Connect to the MCP servers now, in the background: a broken one is logged at start, and the
         # first turn does not wait for a server process to start.
         for agent in runtime.invocation.agents.values():

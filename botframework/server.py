@@ -1,4 +1,4 @@
-"""The aiohttp server: health, metrics, the web chat page and every channel's routes per tenant.
+"""The aiohttp server: health, metrics, the web chat page's assets and every channel's routes per tenant.
 
 Channel routes are registered once per path (``/t/{tenant}/slack/events``) and dispatched by tenant,
 so an unknown tenant or a channel a tenant has not enabled is a plain 404 with no side effect.
@@ -18,7 +18,6 @@ import logging
 import signal
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from aiohttp import web
 
@@ -26,18 +25,13 @@ from botframework.health import health_report
 from botframework.runtime import Runtime
 from botframework.startup import listen_error
 from botframework.unavailable import storage_unavailable_middleware
+from botframework.web import STATIC_DIR
 
 __all__ = ["RUNTIME_KEY", "build_admin_app", "build_app", "serve"]
 
 log = logging.getLogger("botframework.server")
 
-STATIC_DIR = Path(__file__).parent / "web" / "static"
 RUNTIME_KEY = web.AppKey("runtime", Runtime)
-CHAT_PAGE_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'; require-trusted-types-for 'script'; "
-    "trusted-types chat-markdown"
-)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -117,23 +111,8 @@ def build_app(runtime: Runtime, *, host: str | None = None) -> web.Application:
     healthz = _healthz_handler(runtime)
     metrics = _metrics_handler(runtime, public=True, host=host or runtime.config.server.host)
 
-    async def chat_page(request: web.Request) -> web.StreamResponse:
-        tenant = request.match_info["tenant"]
-        if (tenant, "websocket") not in runtime.adapters:
-            return _not_found(f"tenant {tenant!r} has no websocket channel, so no chat page")
-        return web.FileResponse(
-            STATIC_DIR / "chat.html",
-            headers={
-                "Cache-Control": "no-cache",
-                "Content-Security-Policy": CHAT_PAGE_CSP,
-                "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "no-referrer",
-            },
-        )
-
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/t/{tenant}/chat", chat_page)
     if STATIC_DIR.is_dir():
         app.router.add_static("/static/", STATIC_DIR, append_version=False)
 

@@ -40,6 +40,7 @@ from botframework.identity import ResumeTokens, new_anonymous_user, verify_signe
 from botframework.inputs import check_identifier, clean_text, load_json_object
 from botframework.limits import RateLimiter
 from botframework.storage_health import describe
+from botframework.web import chat_page_response
 from channels.websocket.config import WebSocketChannelConfig
 from channels.websocket.events import (
     CHANNEL,
@@ -137,7 +138,17 @@ class WebSocketAdapter(ChannelAdapter[WebSocketChannelConfig]):
         self._resume: ResumeTokens | None = None
 
     def routes(self) -> list[Route]:
-        return [Route(method="GET", path="ws", handler=self.handle)]
+        return [
+            Route(method="GET", path="ws", handler=self.handle),
+            Route(method="GET", path="chat", handler=self.page),
+        ]
+
+    def pages(self) -> list[tuple[str, str]]:
+        return [("web chat", "chat")]
+
+    async def page(self, _request: web.Request) -> web.StreamResponse:
+        """The web chat page: it speaks this channel's frames over ``ws`` next to it."""
+        return chat_page_response()
 
     async def start(self) -> None:
         if self.config.identity == "none":

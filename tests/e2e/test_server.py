@@ -110,7 +110,7 @@ async def test_websocket_round_trip_history_tenants_and_metrics(
         assert metric_value(metrics_after, "botframework_model_calls_total", model="main", outcome="ok") == 3
         assert metric_value(metrics_after, "botframework_model_tokens_total", direction="input") > 0
 
-        for path in ("/t/nobody/ws?user=x", "/t/acme/slack/events", "/t/beta/nothing"):
+        for path in ("/t/nobody/ws?user=x", "/t/nobody/chat", "/t/acme/slack/events", "/t/beta/nothing"):
             assert (await http.get(f"{server.url}{path}")).status == 404
         page = await http.get(f"{server.url}/t/acme/chat")
         assert page.status == 200 and "Content-Security-Policy" in page.headers

@@ -73,3 +73,14 @@ def test_final_frames_answer_every_steered_message_once() -> None:
     assert final_frames(failed) == [
         {"type": "error", "reply_to": "c1", "message": "rate limited", "kind": "rate_limited"}
     ]
+
+
+
+def test_the_web_chat_page_is_the_channels_own_route_and_named_for_the_start_banner() -> None:
+    from botframework.testing import RecordingRuntime
+    from channels.websocket.adapter import WebSocketAdapter
+    from channels.websocket.config import WebSocketChannelConfig
+
+    adapter = WebSocketAdapter(tenant="t", config=WebSocketChannelConfig(), runtime=RecordingRuntime())
+    assert {(r.method, r.path) for r in adapter.routes()} == {("GET", "ws"), ("GET", "chat")}
+    assert list(adapter.pages()) == [("web chat", "chat")]
