@@ -385,7 +385,18 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--pg", action="store_true", help="use a scratch PostgreSQL database")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
-    return asyncio.run(run(parser.parse_args()))
+    parser.add_argument(
+        "--tracemalloc",
+        metavar="DIR",
+        default=None,
+        help="trace the server's allocations; write top growth by traceback to DIR every 30 s (benchmarks/memtrace)",
+    )
+    args = parser.parse_args()
+    if args.tracemalloc:
+        os.environ["BF_MEMTRACE_DIR"] = str(Path(args.tracemalloc).resolve())
+        paths = [str(ROOT / "benchmarks" / "memtrace"), os.environ.get("PYTHONPATH", "")]
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    return asyncio.run(run(args))
 
 
 if __name__ == "__main__":
