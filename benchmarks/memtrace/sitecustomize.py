@@ -10,6 +10,8 @@ grew most since that first snapshot. A site that keeps growing from one file to 
 
 from __future__ import annotations
 
+import collections
+import gc
 import os
 import sys
 import threading
@@ -44,17 +46,80 @@ def _run(out: Path, every: float, warmup: float, frames: int) -> None:
         current, peak = tracemalloc.get_traced_memory()
         lines = [f"t={warmup + n * every:.0f}s traced={current / 1e6:.1f} MB peak={peak / 1e6:.1f} MB"]
         for stat in stats[:25]:
-            lines.append(f"\n{stat.size_diff / 1024:+.1f} KiB ({stat.count_diff:+d} blocks) now {stat.size / 1024:.1f} KiB")
+            lines.append(
+                f"\n{stat.size_diff / 1024:+.1f} KiB ({stat.count_diff:+d} blocks) now {stat.size / 1024:.1f} KiB"
+            )
             lines.extend("    " + line for line in stat.traceback.format(limit=12))
         (out / f"diff-{n:03d}.txt").write_text("\n".join(lines) + "\n")
 
 
-if os.environ.get("BF_MEMTRACE_DIR") and _serving():
+def _owner(container: object) -> str:
+    """Where a container hangs: ``Type.attribute`` of the object that holds it, else its own type."""
+    for ref in gc.get_referrers(container):
+        if type(ref) is dict:
+            for holder in gc.get_referrers(ref):
+                if type(holder) is not dict and getattr(holder, "__dict__", None) is ref:
+                    return _named(holder, ref, container)
+            for name, value in ref.items():
+                if value is container and isinstance(name, str):
+                    return f"<dict>[{name!r}]"
+        elif type(ref) is not list and type(ref) is not tuple and ref is not container:
+            attrs = getattr(ref, "__dict__", None)
+            if isinstance(attrs, dict):
+                return _named(ref, attrs, container)
+            for name in getattr(type(ref), "__slots__", ()):
+                if getattr(ref, name, None) is container:
+                    return f"{type(ref).__module__}.{type(ref).__qualname__}.{name}"
+    return f"<unowned {type(container).__qualname__}>"
+
+
+def _named(holder: object, attrs: dict[str, object], container: object) -> str:
+    for name, value in attrs.items():
+        if value is container:
+            return f"{type(holder).__module__}.{type(holder).__qualname__}.{name}"
+    return f"{type(holder).__module__}.{type(holder).__qualname__}.?"
+
+
+def _census(out: Path, every: float, warmup: float) -> None:
+    """Every container (dict, set, list, deque) of 20+ items whose length grew since the last look."""
+    time.sleep(warmup)
+    kinds = (dict, set, list, collections.deque, collections.OrderedDict)
+    before: dict[int, int] = {}
+    n = 0
+    while True:
+        now = {id(o): len(o) for o in gc.get_objects() if isinstance(o, kinds) and len(o) >= 20}
+        grown = sorted(((now[i] - before[i], i) for i in now if i in before and now[i] > before[i]), reverse=True)
+        if before:
+            n += 1
+            by_id = {id(o): o for o in gc.get_objects() if id(o) in {i for _, i in grown[:20]}}
+            lines = [f"t={warmup + n * every:.0f}s containers of 20+ items: {len(now)}"]
+            lines.extend(f"{d:+7d} -> {now[i]:7d}  {_owner(by_id[i])}" for d, i in grown[:20] if i in by_id)
+            (out / f"census-{n:03d}.txt").write_text("\n".join(lines) + "\n")
+        before = now
+        time.sleep(every)
+
+
+if os.environ.get("BF_MEMTRACE_DIR") and os.environ.get("BF_MEMTRACE_MODE") == "census" and _serving():
+    threading.Thread(
+        target=_census,
+        args=(
+            Path(os.environ["BF_MEMTRACE_DIR"]),
+            float(os.environ.get("BF_MEMTRACE_EVERY_S", "30")),
+            float(os.environ.get("BF_MEMTRACE_WARMUP_S", "20")),
+        ),
+        daemon=True,
+        name="memcensus",
+    ).start()
+    Path(os.environ["BF_MEMTRACE_DIR"]).mkdir(parents=True, exist_ok=True)
+elif os.environ.get("BF_MEMTRACE_DIR") and _serving():
     _out = Path(os.environ["BF_MEMTRACE_DIR"])
     _out.mkdir(parents=True, exist_ok=True)
     threading.Thread(
         target=_run,
-        args=(_out, float(os.environ.get("BF_MEMTRACE_EVERY_S", "30")), float(os.environ.get("BF_MEMTRACE_WARMUP_S", "20")),
+        args=(
+            _out,
+            float(os.environ.get("BF_MEMTRACE_EVERY_S", "30")),
+            float(os.environ.get("BF_MEMTRACE_WARMUP_S", "20")),
             int(os.environ.get("BF_MEMTRACE_FRAMES", "12")),
         ),
         daemon=True,
