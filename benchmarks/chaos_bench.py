@@ -22,6 +22,13 @@ growth per turn, to show whether memory levels off.
     python benchmarks/chaos_bench.py --users 20 --turns 10
     python benchmarks/chaos_bench.py --soak-minutes 10 --users 10
     python benchmarks/chaos_bench.py --pg                     # a scratch PostgreSQL database
+    python benchmarks/chaos_bench.py --soak-minutes 4 --tracemalloc /tmp/trace   # where memory goes
+
+``--tracemalloc DIR`` puts ``benchmarks/memtrace`` on the server's ``PYTHONPATH``: its
+``sitecustomize`` writes the allocation sites that grew most (by traceback) to ``DIR`` every 30 s,
+or with ``BF_MEMTRACE_MODE=census`` the containers (dicts, sets, lists, deques) whose length grew,
+named by the attribute that holds them. Tracing slows the server several times over; the census
+costs a pass over every object per sample and inflates RSS: compare its lengths, not its RSS.
 
 The fakes are the test suite's (``tests/fakes``): run it from a checkout.
 """
