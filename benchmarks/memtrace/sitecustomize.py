@@ -18,6 +18,7 @@ import threading
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 __all__: list[str] = []
 
@@ -64,7 +65,7 @@ def _owner(container: object) -> str:
                 if value is container and isinstance(name, str):
                     return f"<dict>[{name!r}]"
         elif type(ref) is not list and type(ref) is not tuple and ref is not container:
-            attrs = getattr(ref, "__dict__", None)
+            attrs: object = getattr(ref, "__dict__", None)
             if isinstance(attrs, dict):
                 return _named(ref, attrs, container)
             for name in getattr(type(ref), "__slots__", ()):
@@ -73,7 +74,7 @@ def _owner(container: object) -> str:
     return f"<unowned {type(container).__qualname__}>"
 
 
-def _named(holder: object, attrs: dict[str, object], container: object) -> str:
+def _named(holder: object, attrs: dict[Any, Any], container: object) -> str:
     for name, value in attrs.items():
         if value is container:
             return f"{type(holder).__module__}.{type(holder).__qualname__}.{name}"
