@@ -58,9 +58,10 @@ def _owner(container: object) -> str:
     """Where a container hangs: ``Type.attribute`` of the object that holds it, else its own type."""
     for ref in gc.get_referrers(container):
         if type(ref) is dict:
+            held: dict[Any, Any] = ref
             for holder in gc.get_referrers(ref):
-                if type(holder) is not dict and getattr(holder, "__dict__", None) is ref:
-                    return _named(holder, ref, container)
+                if type(holder) is not dict and getattr(holder, "__dict__", None) is held:
+                    return _named(holder, held, container)
             for name, value in ref.items():
                 if value is container and isinstance(name, str):
                     return f"<dict>[{name!r}]"
