@@ -83,21 +83,32 @@ def _named(holder: object, attrs: dict[Any, Any], container: object) -> str:
 
 
 def _census(out: Path, every: float, warmup: float) -> None:
-    """Every container (dict, set, list, deque) of 20+ items whose length grew since the last look."""
+    """Every container (dict, set, list, deque) of 20+ items whose length grew since the last look,
+    and the object types whose count grew: what keeps growing once the caches are full."""
     time.sleep(warmup)
     kinds = (dict, set, list, collections.deque, collections.OrderedDict)
     before: dict[int, int] = {}
+    types_before: collections.Counter[str] = collections.Counter()
     n = 0
     while True:
-        now = {id(o): len(o) for o in gc.get_objects() if isinstance(o, kinds) and len(o) >= 20}
+        objects = gc.get_objects()
+        now = {id(o): len(o) for o in objects if isinstance(o, kinds) and len(o) >= 20}
+        types = collections.Counter(type(o).__qualname__ for o in objects)
         grown = sorted(((now[i] - before[i], i) for i in now if i in before and now[i] > before[i]), reverse=True)
         if before:
             n += 1
-            by_id = {id(o): o for o in gc.get_objects() if id(o) in {i for _, i in grown[:20]}}
-            lines = [f"t={warmup + n * every:.0f}s containers of 20+ items: {len(now)}"]
+            wanted = {i for _, i in grown[:20]}
+            by_id = {id(o): o for o in objects if id(o) in wanted}
+            lines = [f"t={warmup + n * every:.0f}s objects: {len(objects)}, containers of 20+ items: {len(now)}"]
             lines.extend(f"{d:+7d} -> {now[i]:7d}  {_owner(by_id[i])}" for d, i in grown[:20] if i in by_id)
+            types.subtract(types_before)
+            lines.append("object counts that grew:")
+            lines.extend(f"{d:+7d}  {name}" for name, d in types.most_common(15) if d > 0)
             (out / f"census-{n:03d}.txt").write_text("\n".join(lines) + "\n")
+            types.update(types_before)
+        del objects
         before = now
+        types_before = types
         time.sleep(every)
 
 
