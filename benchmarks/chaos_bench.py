@@ -22,6 +22,13 @@ growth per turn, to show whether memory levels off.
     python benchmarks/chaos_bench.py --users 20 --turns 10
     python benchmarks/chaos_bench.py --soak-minutes 10 --users 10
     python benchmarks/chaos_bench.py --pg                     # a scratch PostgreSQL database
+    python benchmarks/chaos_bench.py --soak-minutes 4 --tracemalloc /tmp/trace   # where memory goes
+
+``--tracemalloc DIR`` puts ``benchmarks/memtrace`` on the server's ``PYTHONPATH``: its
+``sitecustomize`` writes the allocation sites that grew most (by traceback) to ``DIR`` every 30 s,
+or with ``BF_MEMTRACE_MODE=census`` the containers (dicts, sets, lists, deques) whose length grew,
+named by the attribute that holds them. Tracing slows the server several times over; the census
+costs a pass over every object per sample and inflates RSS: compare its lengths, not its RSS.
 
 The fakes are the test suite's (``tests/fakes``): run it from a checkout.
 """
@@ -385,7 +392,18 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--pg", action="store_true", help="use a scratch PostgreSQL database")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
-    return asyncio.run(run(parser.parse_args()))
+    parser.add_argument(
+        "--tracemalloc",
+        metavar="DIR",
+        default=None,
+        help="trace the server's allocations; write top growth by traceback to DIR every 30 s (benchmarks/memtrace)",
+    )
+    args = parser.parse_args()
+    if args.tracemalloc:
+        os.environ["BF_MEMTRACE_DIR"] = str(Path(args.tracemalloc).resolve())
+        paths = [str(ROOT / "benchmarks" / "memtrace"), os.environ.get("PYTHONPATH", "")]
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    return asyncio.run(run(args))
 
 
 if __name__ == "__main__":

@@ -70,7 +70,9 @@ def _copy(message: Message) -> Message:
 
 
 class MessageCache:
-    """Decoded history messages by id, least recently used out, bounded by their token counts.
+    """Decoded history messages by id, least recently used out, bounded by their token counts and
+    by how many there are: a decoded short message costs about 0.5 KB whatever its tokens, so the
+    token bound alone let 2M tokens of chat-sized messages (~140k of them, ~75 MB) pile up.
 
     Consecutive requests of a conversation share most of their window (the cut is cache-stable),
     so decoding each stored row once instead of before every model call is most of the per-turn
@@ -79,12 +81,16 @@ class MessageCache:
     otherwise append-only. Hand out copies only: callers may change what they get.
     """
 
-    def __init__(self, *, max_tokens: int = 2_000_000) -> None:
+    def __init__(self, *, max_tokens: int = 2_000_000, max_entries: int = 20_000) -> None:
         self.max_tokens = max_tokens
+        self.max_entries = max_entries
         self._items: OrderedDict[int, Message] = OrderedDict()
         self._tokens = 0
         self.hits = 0
         self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
 
     def get(self, key: RowKey) -> Message | None:
         found = self._items.get(key[0])
@@ -102,7 +108,7 @@ class MessageCache:
             self._tokens -= old.token_count or 0
         self._items[message.id] = message
         self._tokens += message.token_count or 0
-        while self._tokens > self.max_tokens and len(self._items) > 1:
+        while (self._tokens > self.max_tokens or len(self._items) > self.max_entries) and len(self._items) > 1:
             _, evicted = self._items.popitem(last=False)
             self._tokens -= evicted.token_count or 0
 

@@ -11,7 +11,9 @@ the body it produces parses to exactly the dict the provider built.
 Entries are checked on every use against what the wire form was built from (a message's role,
 parts, calls, tool id, name and error flag), so a message the budget engine or a hook changed
 (images stripped, tool calls flattened, media resolved) is built anew, never served stale.
-Bounded by entries and by JSON size; least recently used out. Wire forms are shared between calls:
+Bounded by entries and by JSON size, least recently used out: per client, 20,000 entries (chat-sized
+messages: about 16 MB) or 8M characters of JSON (about 10 MB of text, twice that once the wire forms
+are the only holders of their strings), whichever comes first. Wire forms are shared between calls:
 a body builder must copy, never mutate, what it gets from the cache.
 """
 
@@ -62,7 +64,7 @@ class _Entry:
 class WireCache:
     """Wire forms and their JSON text by key, least recently used out."""
 
-    def __init__(self, *, max_entries: int = 20_000, max_chars: int = 32_000_000) -> None:
+    def __init__(self, *, max_entries: int = 20_000, max_chars: int = 8_000_000) -> None:
         self.max_entries = max_entries
         self.max_chars = max_chars
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()

@@ -28,7 +28,8 @@ import asyncio
 import hmac
 import json
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -68,11 +69,44 @@ RESUME_KEY = "websocket.resume"
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
+FINALS_KEPT = 1024
+"""Reply ids a socket remembers having the final frame of (at least ``MAX_ACKS``): a duplicate can
+only come from a delivery racing its own redelivery, so only recent ids matter, and a socket that
+stays open for days must not keep one id per message it ever answered."""
+
+
+class RecentIds:
+    """A set of the last ``keep`` ids added (oldest out): ``in``, ``add``, ``discard``, ``update``."""
+
+    def __init__(self, *, keep: int) -> None:
+        self.keep = keep
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, item: str) -> None:
+        self._ids[item] = None
+        self._ids.move_to_end(item)
+        while len(self._ids) > self.keep:
+            self._ids.popitem(last=False)
+
+    def discard(self, item: str) -> None:
+        self._ids.pop(item, None)
+
+    def update(self, items: Iterable[str]) -> None:
+        for item in items:
+            self.add(item)
+
+
 class _Socket:
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
         self.lock = asyncio.Lock()
-        self.finals: set[str] = set()
+        self.finals = RecentIds(keep=FINALS_KEPT)
         """Ids whose final frame (``done``/``error`` of a reply) this socket has, or the client acked:
         a redelivery on connect racing the live delivery must not show a reply twice in one tab."""
 

@@ -91,3 +91,21 @@ def test_openai_bodies_from_the_cache_equal_fresh_ones() -> None:
         ModelRequest(system="s", messages=[changed], max_tokens=10), model="m", stream=False, wire=wire
     )
     assert body["messages"][1]["content"] == "other"
+
+
+def test_the_default_bound_holds_a_soak_to_tens_of_megabytes() -> None:
+    """Issue 13: one cache per model client kept up to 32M characters of JSON (about 70 MB with the
+    wire forms); a soak's memory rose for half an hour as the primary's and the fallback's filled."""
+    import tracemalloc
+
+    cache = OpenAIWire()
+    text = "soak memory " * 330  # ~4,000 characters
+    tracemalloc.start()
+    try:
+        for i in range(3_000):  # 12M characters offered
+            cache.message(stored(Message.user(f"{i} {text}"), i))
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert cache.cache._chars <= 8_000_000 == cache.cache.max_chars
+    assert held < 24_000_000

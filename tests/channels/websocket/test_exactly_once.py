@@ -161,3 +161,41 @@ async def test_an_ack_frame_marks_the_reply_sent_in_storage(db_url: str, http: a
         await wait_until(recorded, what="the ack recorded as sent")
         assert not tab.of("error")
         await tab.close()
+
+
+async def test_a_socket_open_for_many_replies_remembers_a_bounded_number_of_them(
+    db_url: str, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: each socket kept the id of every reply it was sent or acked, for as long as it stayed
+    open (a tab left open for days). Only recent ids can race a redelivery; older ones are forgotten."""
+    from channels.websocket import adapter as ws_adapter
+
+    monkeypatch.setattr(ws_adapter, "FINALS_KEPT", 4, raising=False)
+    async with BotHarness(
+        channel="websocket", channel_config={"identity": "none", "rate_limit_per_min": 1000}, db_url=db_url
+    ) as bot:
+        tab = await _connect(http, bot, "cat")
+        for i in range(10):
+            await tab.send(f"m{i}", f"message {i}")
+            await tab.wait_for("done", f"m{i}")
+            await tab.ws.send_json({"type": "ack", "reply_to": f"m{i}"})
+        await wait_until(_all_sent(bot, 10), what="every reply recorded as sent")
+        adapter = bot.runtime.adapters[(bot.tenant, "websocket")]
+        (sock,) = adapter._sockets["cat"]  # type: ignore[attr-defined]
+        assert len(sock.finals) <= 4
+        assert "m9" in sock.finals and "m0" not in sock.finals
+        assert sum(_dones(tab).values()) == 10 and set(_dones(tab).values()) == {1}
+        await tab.close()
+
+
+def test_recent_ids_keeps_the_newest_and_refreshes_a_readded_one() -> None:
+    from channels.websocket.adapter import RecentIds
+
+    ids = RecentIds(keep=3)
+    ids.update(["a", "b", "c"])
+    ids.add("a")  # most recent again
+    ids.add("d")
+    assert [x for x in "abcd" if x in ids] == ["a", "c", "d"] and len(ids) == 3
+    ids.discard("c")
+    ids.discard("zz")
+    assert len(ids) == 2
