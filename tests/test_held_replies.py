@@ -20,7 +20,7 @@ from botframework.config.types import StrictModel
 from botframework.messages import ToolCall
 from botframework.plugins import CHANNELS
 from botframework.runtime import Runtime
-from botframework.testing import ScriptedModel, Step
+from botframework.testing import ScriptedModel, Step, wait_until
 from botframework.turn import Turn
 
 CHANNEL = "holdtest"
@@ -188,6 +188,10 @@ async def test_an_adapter_that_does_not_hold_gets_deliver_called(db_url: str, tm
             await asyncio.sleep(0.05)
         [outbound] = HoldingAdapter.delivered
         assert outbound.reply.text == "pushed"
-        assert await runtime.held_replies("acme", CHANNEL, "u1") == []
+
+        async def nothing_held() -> bool:  # the delivery is recorded as sent just after deliver() returns
+            return await runtime.held_replies("acme", CHANNEL, "u1") == []
+
+        await wait_until(nothing_held, timeout=5.0, what="the pushed reply to be recorded as sent")
     finally:
         await runtime.stop()
