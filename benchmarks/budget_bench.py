@@ -36,7 +36,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, text, update
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from botframework.budget import (
     BudgetEngine,
@@ -46,6 +45,7 @@ from botframework.budget import (
 )
 from botframework.config.schema import AgentConfig, BudgetConfig, ModelConfig
 from botframework.messages import Message, ToolCall, ToolSpec
+from botframework.testing.databases import create_scratch_database, drop_scratch_database
 from storage.conversations import append_messages, get_or_create_conversation
 from storage.db import Database
 from storage.tables import Conversation, MessageRow
@@ -53,12 +53,14 @@ from storage.tables import Conversation, MessageRow
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm: no network fetch at import
 
 WINDOW = 128_000
-MODEL = ModelConfig(
-    provider="openai",
-    model="gpt-4-turbo",
-    api_key="bench",
-    context_window=WINDOW,
-    max_output_tokens=4096,
+MODEL = ModelConfig.model_validate(
+    {
+        "provider": "openai",
+        "model": "gpt-4-turbo",
+        "api_key": "bench",
+        "context_window": WINDOW,
+        "max_output_tokens": 4096,
+    }
 )
 AGENT = AgentConfig(
     model="main",
@@ -598,19 +600,8 @@ async def compare_trimmers(
 
 
 async def pg_database(admin_url: str) -> tuple[str, Callable[[], Any]]:
-    name = f"bf_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-
-    async def drop() -> None:
-        dropper = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-        async with dropper.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await dropper.dispose()
-
-    return admin_url.rsplit("/", 1)[0] + "/" + name, drop
+    url = await create_scratch_database(admin_url, prefix="bf_bench")
+    return url, functools.partial(drop_scratch_database, admin_url, url)
 
 
 async def main() -> int:

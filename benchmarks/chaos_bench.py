@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import random
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -219,23 +219,11 @@ async def sampler(pid: int, tally: Tally, every_s: float, samples: list[tuple[fl
 
 
 async def pg_database() -> tuple[str, Callable[[], Awaitable[None]]]:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
+    from botframework.testing import create_scratch_database, drop_scratch_database
 
     admin_url = os.environ.get("BOTFRAMEWORK_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
-    name = f"bf_chaos_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-
-    async def drop() -> None:
-        dropper = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-        async with dropper.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await dropper.dispose()
-
-    return admin_url.rsplit("/", 1)[0] + "/" + name, drop
+    url = await create_scratch_database(admin_url, prefix="bf_chaos")
+    return url, functools.partial(drop_scratch_database, admin_url, url)
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -63,6 +63,7 @@ from botframework.events import TurnEvent  # noqa: E402
 from botframework.logs import setup_logging  # noqa: E402
 from botframework.runtime import Runtime  # noqa: E402
 from botframework.server import build_app  # noqa: E402
+from botframework.testing.databases import scratch_database  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("BOTFRAMEWORK_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 TENANT = "bench"
@@ -347,16 +348,8 @@ async def database(backend: str, tmp: Path) -> AsyncIterator[str]:
         path = tmp / f"bench-{uuid.uuid4().hex[:8]}.db"
         yield f"sqlite+aiosqlite:///{path}"
         return
-    name = f"bf_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with scratch_database(PG_ADMIN_URL, prefix="bf_bench") as url:
+        yield url
 
 
 async def pg_available() -> bool:

@@ -23,18 +23,16 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from botframework.testing import BotHarness, Step  # noqa: E402
+from botframework.testing.databases import create_scratch_database, drop_scratch_database  # noqa: E402
 from channels.wechat.crypto import plain_signature  # noqa: E402
 from tests.fakes.ilink_api import FakeILink  # noqa: E402
 from tests.fakes.wechat_api import FakeWeChat  # noqa: E402
@@ -88,7 +86,7 @@ async def callbacks(db_url: str, *, mode: str, count: int) -> list[float]:
             url = f"{bot.base_url}/t/{bot.tenant}/wechat/callback"
             timings = []
             for n in range(count):
-                timestamp, nonce = str(int(time.time())), str(n)
+                timestamp, nonce = str(int(time.time())), f"{mode}-{n}"  # one nonce per signed request
                 query = {
                     "signature": plain_signature("QDG6eK", timestamp, nonce),
                     "timestamp": timestamp,
@@ -110,23 +108,12 @@ async def callbacks(db_url: str, *, mode: str, count: int) -> list[float]:
 
 
 async def pg_database() -> str | None:
-    name = f"bf_bench_{uuid.uuid4().hex[:10]}"
     try:
-        admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        await admin.dispose()
+        url = await create_scratch_database(PG_URL, prefix="bf_bench")
     except Exception as exc:  # report it and go on with SQLite
         print(f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}: {exc}")
         return None
-    return PG_URL.rsplit("/", 1)[0] + "/" + name
-
-
-async def drop_pg(url: str) -> None:
-    admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
-    await admin.dispose()
+    return url
 
 
 def pct(values: list[float], q: float) -> float:
@@ -158,7 +145,7 @@ async def main() -> None:
             try:
                 results.append(await run("postgresql", url, args))
             finally:
-                await drop_pg(url)
+                await drop_scratch_database(PG_URL, url)
     print(f"\n1. iLink: {args.messages} waiting messages from {args.users} users")
     print(f"{'backend':<12}{'stored, cursor past them':>28}{'stored msg/s':>14}{'all answered':>16}")
     for r in results:

@@ -93,7 +93,7 @@ class Origin:
     """Who started a turn: a channel, or a background job that is not pretending to be one."""
 
     kind: str  # "channel" | "background"
-    name: str  # channel name ("slack") or job name ("scheduler", "agent:planner")
+    name: str  # the channel plugin's name, or the job's ("scheduler", "agent:planner")
 
     @classmethod
     def channel(cls, name: str) -> Origin:

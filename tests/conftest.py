@@ -8,14 +8,12 @@ fresh database of its own, dropped afterwards.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from botframework.testing import scratch_database
 from storage.db import Database
 from tests.fakes.anthropic_server import fake_anthropic  # noqa: F401
 from tests.fakes.openai_server import fake_openai  # noqa: F401
@@ -25,32 +23,12 @@ PG_ADMIN_URL = os.environ.get("BOTFRAMEWORK_TEST_PG_URL", "postgresql+asyncpg://
 BACKEND = os.environ.get("BOTFRAMEWORK_TEST_DB", "sqlite")
 
 
-async def _create_pg_database() -> str:
-    name = f"bf_test_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-async def _drop_pg_database(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    admin = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
-
-
 @pytest.fixture
 async def db_url(tmp_path: Path) -> AsyncIterator[str]:
     """A URL to an empty database of the backend under test (not migrated)."""
     if BACKEND == "postgresql":
-        url = await _create_pg_database()
-        try:
+        async with scratch_database(PG_ADMIN_URL, prefix="bf_test") as url:
             yield url
-        finally:
-            await _drop_pg_database(url)
     else:
         yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
 

@@ -167,6 +167,14 @@ class ModelConfig(_Strict):
     tier: Name = "standard"
     """Cost tier label (e.g. small, standard, large); helpers may restrict themselves to some tiers."""
 
+    def __init__(self, /, **data: Any) -> None:
+        if type(self) is ModelConfig:  # the wrap validator returns the plugin's instance; this one stays empty
+            raise TypeError(
+                "ModelConfig(...) cannot pick the provider's own options model: use "
+                "ModelConfig.model_validate({...}) or the provider plugin's config_model"
+            )
+        super().__init__(**data)
+
     def tiktoken_model(self) -> str | None:
         """The model id whose tiktoken encoding counts this model's tokens when ``encoding`` is not
         set, or None when the provider's models have none (they are then counted with the bundled

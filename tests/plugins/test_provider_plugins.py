@@ -113,3 +113,12 @@ def test_the_reference_reads_back_as_the_strings_it_shows() -> None:
     models = yaml.safe_load(render_reference())["models"]
     assert models["azure_example"]["api_version"] == "2024-10-21"
     assert models["gemini_example"]["api_version"] == "v1beta"
+
+
+def test_building_the_base_model_options_directly_is_refused_and_model_validate_picks_the_plugin() -> None:
+    from botframework.config.schema import ModelConfig
+
+    with pytest.raises(TypeError, match="model_validate"):
+        ModelConfig(provider="openai", model="gpt-4o-mini", api_key="sk-test")
+    options = ModelConfig.model_validate({"provider": "openai", "model": "gpt-4o-mini", "api_key": "sk-test"})
+    assert options.model == "gpt-4o-mini" and type(options) is not ModelConfig

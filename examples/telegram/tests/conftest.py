@@ -7,13 +7,11 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from botframework.testing import scratch_database
 from tg_fake_api import FakeTelegram
 from tg_runtime import RecordingRuntime
 
@@ -38,13 +36,5 @@ async def db_url(tmp_path: Path) -> AsyncIterator[str]:
     if BACKEND != "postgresql":
         yield f"sqlite+aiosqlite:///{tmp_path / 'telegram.db'}"
         return
-    name = f"bf_tg_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with scratch_database(PG_ADMIN_URL, prefix="bf_tg") as url:
+        yield url
